@@ -1,0 +1,68 @@
+"""Scale specifications: `rel_scale` = longest side of an object's visible 2D box / image side.
+
+Grammar: one range `A-B` or a comma-separated list of ranges `0.01-0.02,0.02-0.05`, with
+0 < A < B <= 1. Images are assigned to ranges round-robin (image i gets range i mod n), so every
+prefix of a split is spread evenly over the ranges.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_RANGE = re.compile(rf"^\s*({_NUMBER})\s*-\s*({_NUMBER})\s*$")
+
+
+@dataclass(frozen=True)
+class ScaleRange:
+    lo: float
+    hi: float
+
+    def sample(self, rng: np.random.Generator) -> float:
+        """A log-uniform draw in [lo, hi]."""
+        return float(math.exp(rng.uniform(math.log(self.lo), math.log(self.hi))))
+
+    def __str__(self) -> str:
+        return f"{self.lo:g}-{self.hi:g}"
+
+
+def parse_scales(spec: str) -> list[ScaleRange]:
+    """Parse a scale spec; raise ValueError with a one-line explanation when it is malformed."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("empty scale spec; expected A-B or A-B,C-D with 0 < A < B <= 1")
+    ranges = []
+    for part in spec.split(","):
+        m = _RANGE.match(part)
+        if not m:
+            raise ValueError(f"malformed scale range {part.strip()!r}; expected A-B, e.g. 0.01-0.1")
+        lo, hi = float(m.group(1)), float(m.group(2))
+        if not (0 < lo <= 1 and 0 < hi <= 1):
+            raise ValueError(f"scale range {part.strip()!r} must lie in (0, 1]")
+        if lo >= hi:
+            raise ValueError(f"scale range {part.strip()!r} needs A < B")
+        ranges.append(ScaleRange(lo, hi))
+    return ranges
+
+
+def format_scales(ranges: list[ScaleRange]) -> str:
+    return ",".join(str(r) for r in ranges)
+
+
+def range_for_image(ranges: list[ScaleRange], index: int) -> ScaleRange:
+    return ranges[index % len(ranges)]
+
+
+def parse_int_range(spec: str, name: str) -> tuple[int, int]:
+    """Parse `N` or `A-B` (inclusive) with 1 <= A <= B; ValueError with one line otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", spec or "")
+    if not m:
+        raise ValueError(f"malformed {name} {spec!r}; expected N or A-B, e.g. 3-10")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) is not None else lo
+    if lo < 1 or lo > hi:
+        raise ValueError(f"{name} {spec!r} needs 1 <= A <= B")
+    return lo, hi

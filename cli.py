@@ -1,0 +1,44 @@
+"""Command line of CLEVR-DS and the DetailCLIP benchmark: `python cli.py --help`.
+
+Each package keeps its commands in its own `commands` module; heavy imports happen inside the
+commands, so `--help` stays fast. Bad input ends with one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from benchmark.commands import COMMANDS as BENCHMARK_COMMANDS
+from clevr_ds.commands import COMMANDS as DATASET_COMMANDS
+from detailclip.commands import COMMANDS as DETAILCLIP_COMMANDS
+from renderer.commands import COMMANDS as RENDER_COMMANDS
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def cli():
+    """CLEVR-DS rendering, DetailCLIP training and the detail-retrieval benchmark."""
+
+
+for command in (*RENDER_COMMANDS, *DATASET_COMMANDS, *DETAILCLIP_COMMANDS, *BENCHMARK_COMMANDS):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; turn usage and input errors into one line on stderr."""
+    try:
+        cli.main(args=argv, prog_name="cli.py", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        return 130
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
