@@ -18,6 +18,7 @@ from pathlib import Path
 from .vocab import Vocabulary
 
 DATASET_NAME = "CLEVR-DS"
+DEFAULT_ROOT = "output/clevr-ds"  # where `render` writes and `bench` and `train` read by default
 
 
 class DatasetError(ValueError):

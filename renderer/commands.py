@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from clevr_ds.dataset import DEFAULT_ROOT
+
 from .settings import DEVICES, ENGINES, PRESETS
 
-DEFAULT_OUT = "output/clevr-ds"
-DEFAULT_NUM_IMAGES = 12
+DEFAULT_NUM_IMAGES = 20
 
 
 @click.command()
@@ -24,7 +25,7 @@ DEFAULT_NUM_IMAGES = 12
 @click.option("--seed", type=int, default=0, show_default=True, help="global seed; scene seeds derive from (seed, split, index)")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Blender worker processes")
 @click.option("--min-visible-pixels", type=click.IntRange(min=1), default=16, show_default=True, help="fewer visible pixels flags an object invisible")
-@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_ROOT, show_default=True)
 @click.option("--resume", is_flag=True, help="continue the split already in --out with its recorded settings")
 @click.option("--quiet", "-q", is_flag=True)
 def render(scales, num_images, split, resolution, objects, preset, engine, samples, denoise, device, seed, workers, min_visible_pixels, out, resume, quiet):

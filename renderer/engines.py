@@ -43,7 +43,7 @@ def _configure_cycles(scene: bpy.types.Scene, s: RenderSettings, seed: int) -> N
     if s.denoise:
         c.denoiser = "OPENIMAGEDENOISE"
         c.denoising_input_passes = "RGB_ALBEDO_NORMAL"
-        c.denoising_prefilter = "ACCURATE"
+        c.denoising_prefilter = s.denoise_prefilter
         c.denoising_quality = s.denoise_quality
     c.max_bounces = s.max_bounces
     c.diffuse_bounces = s.diffuse_bounces

@@ -29,6 +29,7 @@ from .settings import RenderSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_LINES = 15
+EXECUTION_SETTINGS = ("device", "threads")
 
 
 def split_meta(config: SceneConfig, settings: RenderSettings, num_images: int, min_visible_pixels: int) -> dict:
@@ -42,13 +43,20 @@ def split_meta(config: SceneConfig, settings: RenderSettings, num_images: int, m
     }
 
 
+def _defining(meta: dict) -> dict:
+    """The part of a split's meta that determines its content (not how many, nor where it ran)."""
+    render = {k: v for k, v in meta.get("render", {}).items() if k not in EXECUTION_SETTINGS}
+    return {**{k: v for k, v in meta.items() if k != "num_images"}, "render": render}
+
+
 def _check_meta(out: Path, meta: dict) -> dict:
     """Merge with an existing split's meta; refuse to mix scenes rendered with other settings."""
     path = meta_path(out, meta["split"])
     if not path.exists():
         return meta
     old = read_json(path)
-    differing = sorted(k for k in set(meta) | set(old) if k != "num_images" and old.get(k) != meta.get(k))
+    a, b = _defining(old), _defining(meta)
+    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if differing:
         raise RenderError(
             f"{out} already holds split {meta['split']!r} rendered with other settings ({', '.join(differing)}); "

@@ -1,0 +1,109 @@
+"""Render speed and quality per engine/preset, side by side on the same scenes.
+
+Prints seconds per image (scene build + render + PNG + id pass + annotations), CPU-seconds per
+megapixel, the annotation share of the time, and PSNR of each preset against a 256-sample
+Cycles reference of the same scene (rendered on a crop around an object, to keep it cheap).
+
+    python benchmarks/render_speed.py                       # 2240 px and 480 px, default presets
+    python benchmarks/render_speed.py --sizes 480 --presets default,fast,preview --scenes 2
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bpy  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from clevr_ds.sampling import SceneConfig, sample_scene  # noqa: E402
+from clevr_ds.scales import parse_scales  # noqa: E402
+from renderer.engines import configure  # noqa: E402
+from renderer.render import render_scene  # noqa: E402
+from renderer.scene_builder import build_scene, reset  # noqa: E402
+from renderer.settings import PRESETS  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def crop_box(scene: dict, frac: float) -> tuple[int, int, int]:
+    """A square crop (x0, y0, side) of `frac` of the image side, centred on the largest object."""
+    side = max(16, int(scene["width"] * frac))
+    obj = max(scene["objects"], key=lambda o: o["target_scale"])
+    b = obj["projected_bbox"]
+    cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    x0 = int(np.clip(cx - side / 2, 0, scene["width"] - side))
+    y0 = int(np.clip(cy - side / 2, 0, scene["height"] - side))
+    return x0, y0, side
+
+
+def render_reference_crop(scene: dict, vocab, box, path: Path) -> np.ndarray:
+    x0, y0, side = box
+    w, h = scene["width"], scene["height"]
+    bl = reset()
+    build_scene(scene, vocab)
+    configure(bl, PRESETS["reference"], scene["seed"])
+    r = bl.render
+    r.use_border = r.use_crop_to_border = True
+    r.border_min_x, r.border_max_x = x0 / w, (x0 + side) / w
+    r.border_min_y, r.border_max_y = 1 - (y0 + side) / h, 1 - y0 / h
+    r.filepath, r.use_file_extension = str(path), False
+    bpy.ops.render.render(write_still=True)
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a - b) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+@click.command()
+@click.option("--sizes", default="2240,480", show_default=True)
+@click.option("--presets", default="default,fast,preview", show_default=True)
+@click.option("--scenes", type=int, default=1, show_default=True, help="scenes per size")
+@click.option("--scales", default="0.01-0.1", show_default=True)
+@click.option("--crop", type=float, default=0.2, show_default=True, help="PSNR crop side, fraction of the image side")
+def main(sizes, presets, scenes, scales, crop):
+    presets = presets.split(",")
+    print(f"bpy {bpy.app.version_string}; times include scene build, render, PNG write, id pass and annotations")
+    print(f"{'size':>5} {'preset':>9} {'engine':>9} {'spp':>4} {'s/img':>7} {'CPU-s/MP':>9} {'annot %':>8} {'PSNR dB':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for size in map(int, sizes.split(",")):
+            config = SceneConfig(split="bench", scales=tuple(parse_scales(scales)), width=size, height=size)
+            sampled = [sample_scene(config, i) for i in range(scenes)]
+            refs = [render_reference_crop(s, config.vocabulary, crop_box(s, crop), tmp / f"ref{i}.png") for i, s in enumerate(sampled)]
+            render_scene(sampled[0], config.vocabulary, PRESETS[presets[0]], tmp / "warmup.png", 16)
+            for name in presets:
+                walls, cpus, annot, quality = [], [], [], []
+                for i, s in enumerate(sampled):
+                    c0, t0 = cpu_seconds(), time.perf_counter()
+                    out = render_scene(s, config.vocabulary, PRESETS[name], tmp / f"{name}{i}.png", 16)
+                    walls.append(time.perf_counter() - t0)
+                    cpus.append(cpu_seconds() - c0)
+                    annot.append(out["render"]["annotate_s"] / walls[-1])
+                    x0, y0, side = crop_box(s, crop)
+                    img = np.asarray(Image.open(tmp / f"{name}{i}.png").convert("RGB"), dtype=np.float64)
+                    quality.append(psnr(img[y0 : y0 + side, x0 : x0 + side], refs[i]))
+                mp = size * size / 1e6
+                p = PRESETS[name]
+                print(
+                    f"{size:>5} {name:>9} {p.engine:>9} {p.samples:>4} {np.mean(walls):>7.2f} {np.mean(cpus) / mp:>9.2f} "
+                    f"{100 * np.mean(annot):>8.1f} {np.mean(quality):>8.2f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Shared fixtures: a tiny real CLEVR-DS split rendered with Blender once per test session."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_RENDER_ARGS = ["--resolution", "128", "--scales", "0.1-0.2,0.2-0.3", "--objects", "2-4", "--preset", "fast", "--quiet"]
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `python cli.py ARGS` in a fresh process, as a user would."""
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cli.py {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Four 128 px scenes of split 'val', rendered for real; treat as read-only."""
+    out = tmp_path_factory.mktemp("clevr-ds") / "ds"
+    run_cli("render", "--out", str(out), "--split", "val", "-n", "4", *TINY_RENDER_ARGS)
+    return out
