@@ -1,0 +1,1 @@
+"""Benchmark: class-prompted text-to-image retrieval on CLEVR-DS; protocol, metrics, methods, runs, leaderboard."""

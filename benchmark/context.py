@@ -1,0 +1,100 @@
+"""What methods share during one bench call: the split's images, backbones, cached patch features, costs.
+
+Features are memoised per (backbone, scheme, k), so Complete Cover features are extracted once and
+serve cc-mean, cc-max and detailclip; across calls detailclip's on-disk cache (`cache_dir`) serves them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from clevr_ds.dataset import image_path
+
+PROBE_PASSES = 16
+PROBE_REPEATS = 3
+
+
+@dataclass
+class BenchContext:
+    root: Path
+    scenes: list[dict]
+    backbone_name: str
+    pretrained: str
+    seed: int = 0
+    image_size: int | None = None  # forced CLIP input size of the run's backbone (None: its own)
+    device: str | None = None
+    cover_k: int = 10
+    checkpoint: Path | None = None
+    cache_dir: Path | None = None
+    batch_size: int = 4
+    progress: bool = True
+    _backbones: dict = field(default_factory=dict, repr=False)
+    _features: dict = field(default_factory=dict, repr=False)
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def image_paths(self) -> list[Path]:
+        return [image_path(self.root, s) for s in self.scenes]
+
+    @property
+    def object_bboxes(self) -> list[list[list[float]]]:
+        """Ground-truth [x, y, w, h] boxes of each image's visible objects (the oracle's crops)."""
+        return [[o["bbox"] for o in s["objects"] if o["visible"]] for s in self.scenes]
+
+    def backbone(self, image_size: int | None = None):
+        """The run's backbone, optionally at another input size (position embeddings interpolated)."""
+        from detailclip.backbones import load_backbone
+
+        image_size = image_size or self.image_size
+        if image_size not in self._backbones:
+            self._backbones[image_size] = load_backbone(
+                self.backbone_name, self.pretrained, device=self.device, seed=self.seed, image_size=image_size
+            )
+        return self._backbones[image_size]
+
+    def features(self, scheme: str, k: int = 1, image_size: int | None = None, antialias: bool = True) -> list:
+        """Per-image PatchFeatures (patch 0 = whole image) of a patch scheme, extracted once per call."""
+        from detailclip.features import extract_features
+
+        key = (image_size or self.image_size, scheme, k, antialias)
+        if key not in self._features:
+            self._features[key] = extract_features(
+                self.backbone(image_size), self.image_paths, scheme=scheme, k=k, cache_dir=self.cache_dir,
+                batch_size=self.batch_size, progress=self.progress, antialias=antialias,
+                object_bboxes=self.object_bboxes if scheme == "objects" else None,
+            )  # fmt: skip
+        return self._features[key]
+
+    def class_embeddings(self, classes: list[str], templates: str, image_size: int | None = None) -> torch.Tensor:
+        """Template-averaged class queries [Q, D] from the text tower of the backbone at `image_size`."""
+        key = ("text", image_size or self.image_size, tuple(classes), templates)
+        if key not in self._memo:
+            self._memo[key] = self.backbone(image_size).class_embeddings(classes, templates).float().cpu()
+        return self._memo[key]
+
+    def gflops_per_pass(self, image_size: int | None = None) -> float:
+        image_size = image_size or self.image_size
+        if ("gflops", image_size) not in self._memo:
+            self._memo[("gflops", image_size)] = self.backbone(image_size).gflops_per_image()
+        return self._memo[("gflops", image_size)]
+
+    def passes_per_second(self, image_size: int | None = None) -> float:
+        """CLIP image forward passes per second on this machine: best of a few timed probe batches."""
+        image_size = image_size or self.image_size
+        if ("speed", image_size) not in self._memo:
+            backbone = self.backbone(image_size)
+            pixels = torch.randn(PROBE_PASSES, 3, backbone.image_size, backbone.image_size)
+            backbone.encode_images(pixels)  # warm-up
+            times = []
+            for _ in range(PROBE_REPEATS):
+                start = time.perf_counter()
+                backbone.encode_images(pixels)
+                if backbone.device.type == "cuda":
+                    torch.cuda.synchronize(backbone.device)
+                times.append(time.perf_counter() - start)
+            self._memo[("speed", image_size)] = PROBE_PASSES / min(times)
+        return self._memo[("speed", image_size)]

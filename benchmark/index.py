@@ -1,0 +1,51 @@
+"""An image index: one or several L2-normalised vectors per image; an image's score is its best vector's.
+
+Single-vector indexes score with one matrix product; multi-vector ones (max over patches) score a
+block of vectors at a time and reduce them per image with `scatter_reduce`, so memory stays bounded
+and no Python loop runs over images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+BLOCK_VECTORS = 1 << 16
+
+
+@dataclass(frozen=True)
+class ImageIndex:
+    vectors: torch.Tensor  # [M, D], rows L2-normalised (float32 for speed; other float dtypes work)
+    counts: torch.Tensor  # [N] vectors per image, each >= 1; image i owns the next counts[i] rows
+
+    def __post_init__(self):
+        if self.vectors.dim() != 2 or self.counts.dim() != 1:
+            raise ValueError("vectors must be [M, D] and counts [N]")
+        if int(self.counts.sum()) != self.vectors.shape[0] or bool((self.counts < 1).any()):
+            raise ValueError("counts must be >= 1 and sum to the number of vectors")
+
+    @classmethod
+    def single(cls, vectors: torch.Tensor) -> "ImageIndex":
+        return cls(vectors, torch.ones(vectors.shape[0], dtype=torch.long))
+
+    @property
+    def n_images(self) -> int:
+        return self.counts.shape[0]
+
+    @property
+    def vectors_per_image(self) -> float:
+        return self.vectors.shape[0] / max(self.n_images, 1)
+
+    def score(self, queries: torch.Tensor, block: int = BLOCK_VECTORS) -> torch.Tensor:
+        """Cosine scores [Q, N] of L2-normalised queries [Q, D], in float32."""
+        queries = queries.float()
+        if self.vectors.shape[0] == self.n_images:
+            return queries @ self.vectors.float().T
+        owner = torch.repeat_interleave(torch.arange(self.n_images), self.counts)
+        out = torch.full((queries.shape[0], self.n_images), float("-inf"))
+        for start in range(0, self.vectors.shape[0], block):
+            sims = queries @ self.vectors[start : start + block].float().T
+            idx = owner[start : start + block].expand(queries.shape[0], -1)
+            out.scatter_reduce_(1, idx, sims, reduce="amax")
+        return out

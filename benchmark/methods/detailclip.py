@@ -1,0 +1,58 @@
+"""DetailCLIP: a trained fusion checkpoint (`python cli.py train`) turns an image's patch features into one vector."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from ..context import BenchContext
+from ..index import ImageIndex
+from .base import Encoded, Method
+from .registry import register
+
+
+@lru_cache(maxsize=4)
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@register
+class DetailClip(Method):
+    name, summary = "detailclip", "DetailCLIP fusion of the checkpoint's patch features: one vector per image (--checkpoint)"
+
+    def config(self, ctx: BenchContext) -> dict:
+        from detailclip.checkpoint import read_checkpoint
+
+        if ctx.checkpoint is None:
+            raise ValueError("model detailclip needs --checkpoint (a file written by `python cli.py train`)")
+        return read_checkpoint(ctx.checkpoint)["config"]
+
+    def settings(self, ctx: BenchContext) -> dict:
+        config = self.config(ctx)
+        return {"checkpoint": str(ctx.checkpoint), "checkpoint_sha256": file_sha256(Path(ctx.checkpoint).resolve()),
+                "scheme": config["scheme"], "k": config["k"], "fusion": config["fusion"]}  # fmt: skip
+
+    def encode(self, ctx: BenchContext) -> Encoded:
+        from detailclip.backbones import count_gflops
+        from detailclip.checkpoint import load_checkpoint
+        from detailclip.encode import fuse
+
+        device = ctx.backbone().device
+        model, config = load_checkpoint(ctx.checkpoint, device)
+        items = ctx.features(config["scheme"], config["k"], antialias=config.get("antialias", True))
+        start = time.perf_counter()
+        vectors = fuse(model, items, device=device, progress=ctx.progress)
+        fuse_seconds = (time.perf_counter() - start) / max(len(items), 1)
+        passes = sum(item.num_patches for item in items) / max(len(items), 1)
+        sample = torch.from_numpy(items[0].data[None].astype("float32")).to(device)
+        gflops = passes * ctx.gflops_per_pass() + count_gflops(model, sample)
+        images_per_s = 1.0 / (passes / ctx.passes_per_second() + fuse_seconds)
+        return Encoded(ImageIndex.single(vectors), passes, gflops, images_per_s)

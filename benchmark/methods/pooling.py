@@ -1,0 +1,73 @@
+"""Training-free methods: CLIP features of a patch scheme, pooled by mean (one vector) or max (multi-vector)."""
+
+from __future__ import annotations
+
+from ..context import BenchContext
+from ..index import ImageIndex
+from .base import Encoded, Method, mean_vectors, stack_features
+from .registry import register
+
+
+class PatchPooling(Method):
+    """Encode the patches of `scheme` (patch 0 = whole image) and pool them."""
+
+    scheme: str = "whole"
+    pool: str = "mean"  # "mean": renormalised mean, one vector; "max": every patch, max similarity
+    size_factor: int = 1  # CLIP input size = size_factor x the backbone's own
+
+    def k(self, ctx: BenchContext) -> int:
+        return ctx.cover_k if self.scheme in ("cc", "grid") else 1
+
+    def image_size(self, ctx: BenchContext) -> int | None:
+        return None if self.size_factor == 1 else self.size_factor * ctx.backbone().image_size
+
+    def settings(self, ctx: BenchContext) -> dict:
+        return {"scheme": self.scheme, "k": self.k(ctx), "pool": self.pool, "image_size": self.image_size(ctx)}
+
+    def encode(self, ctx: BenchContext) -> Encoded:
+        size = self.image_size(ctx)
+        vectors, counts, _ = stack_features(ctx.features(self.scheme, self.k(ctx), size))
+        index = ImageIndex(vectors.float(), counts) if self.pool == "max" else ImageIndex.single(mean_vectors(vectors, counts))
+        passes = counts.sum().item() / len(counts)
+        return Encoded(index, passes, passes * ctx.gflops_per_pass(size), ctx.passes_per_second(size) / passes, size)
+
+
+@register
+class Clip(PatchPooling):
+    name, summary = "clip", "CLIP on the whole image at the backbone's input size"
+
+
+@register
+class ClipHires(PatchPooling):
+    name, summary = "clip-hires", "CLIP on the whole image at twice the input size (open_clip force_image_size)"
+    size_factor = 2
+
+
+@register
+class GridMean(PatchPooling):
+    name, summary = "grid-mean", "mean of the whole image and k x k grid tiles (k = --cover-k)"
+    scheme, pool = "grid", "mean"
+
+
+@register
+class GridMax(PatchPooling):
+    name, summary = "grid-max", "max over the whole image and k x k grid tiles (multi-vector)"
+    scheme, pool = "grid", "max"
+
+
+@register
+class CCMean(PatchPooling):
+    name, summary = "cc-mean", "mean of the Complete Cover cc@k patches"
+    scheme, pool = "cc", "mean"
+
+
+@register
+class CCMax(PatchPooling):
+    name, summary = "cc-max", "max over the Complete Cover cc@k patches (multi-vector; the DetailCLIP teacher)"
+    scheme, pool = "cc", "max"
+
+
+@register
+class OracleCrop(PatchPooling):
+    name, summary = "oracle-crop", "max over the whole image and ground-truth object crops (CLEVR-DS only)"
+    scheme, pool = "objects", "max"

@@ -1,0 +1,174 @@
+"""One bench call: load a split, build the protocol's labels, run each method, write one record per run.
+
+Backbone choice with a DetailCLIP checkpoint: the checkpoint's backbone, weights, backbone seed and
+input size are adopted (its features only make sense there); naming a different --backbone,
+--pretrained or --seed is refused. Without a checkpoint the defaults of `detailclip.backbones` apply.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from clevr_ds.dataset import DATASET_NAME, DatasetError, load_meta, load_scenes, split_hash
+from clevr_ds.vocab import Vocabulary
+
+from .context import BenchContext
+from .evaluation import evaluate
+from .methods import Method, create_method
+from .protocol import Bucket, Protocol, Relevance, default_buckets
+from .results import SCHEMA_VERSION, SCORES_SUFFIX, run_id, run_stem, save_scores, software_versions, write_run
+
+LATENCY_REPEATS = 5
+DEFAULT_COVER_K = 10
+
+
+class BenchError(ValueError):
+    """Bad input to a bench call (one line, shown to the user)."""
+
+
+@dataclass
+class BenchConfig:
+    data: Path
+    models: list[str]
+    split: str = "test"
+    backbone: str | None = None
+    pretrained: str | None = None
+    seed: int | None = None
+    checkpoint: Path | None = None
+    k: int = 10
+    buckets: list[Bucket] | None = None
+    min_visible_pixels: int = 0
+    templates: str = "openai80"
+    cover_k: int | None = None
+    out: Path = Path("results")
+    save_scores: bool = False
+    skip_existing: bool = False
+    cache_dir: Path | None = None
+    batch_size: int = 4
+    device: str | None = None
+    progress: bool = True
+
+
+def resolve_backbone(cfg: BenchConfig) -> dict:
+    """Backbone name, weights, seed, input size and cover k of the call (see the module docstring)."""
+    from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, is_untrained
+    from detailclip.checkpoint import read_checkpoint
+
+    if cfg.checkpoint is None:
+        return {"backbone": cfg.backbone or DEFAULT_BACKBONE, "pretrained": cfg.pretrained or DEFAULT_PRETRAINED,
+                "seed": cfg.seed or 0, "image_size": None, "cover_k": cfg.cover_k or DEFAULT_COVER_K}  # fmt: skip
+    config = read_checkpoint(cfg.checkpoint)["config"]
+    adopted = {"backbone": config["backbone"], "pretrained": config["pretrained"], "seed": config.get("backbone_seed", 0)}
+    untrained = is_untrained(adopted["pretrained"])
+    for key, given in (("backbone", cfg.backbone), ("pretrained", cfg.pretrained), ("seed", cfg.seed)):
+        if given is None or str(given) == str(adopted[key]):
+            continue
+        if (key == "pretrained" and untrained and is_untrained(given)) or (key == "seed" and not untrained):
+            continue  # "none" and "random" name the same weights; a seed only matters for random weights
+        raise BenchError(f"checkpoint {cfg.checkpoint} was trained with {key} {adopted[key]!r}, not {given!r}")
+    default_k = config["k"] if config["scheme"] == "cc" else DEFAULT_COVER_K
+    return {**adopted, "image_size": config.get("image_size"), "cover_k": cfg.cover_k or default_k}
+
+
+def query_latency_ms(index, query: torch.Tensor, k: int) -> float:
+    """Median time to score one query embedding against the whole index and take its top k."""
+    times = []
+    for _ in range(LATENCY_REPEATS):
+        start = time.perf_counter()
+        index.score(query[None]).topk(min(k, index.n_images), dim=1)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+@dataclass
+class Prepared:
+    """What every method of a call shares: data, labels, context and the identity of its runs."""
+
+    classes: list[str]
+    scenes: list[dict]
+    relevance: Relevance
+    ctx: BenchContext
+    identity: dict
+
+
+def prepare(cfg: BenchConfig) -> Prepared:
+    from detailclip.backbones import pretrained_id
+    from detailclip.text import resolve_templates
+
+    meta, scenes = load_meta(cfg.data, cfg.split), load_scenes(cfg.data, cfg.split)
+    if not scenes:
+        raise DatasetError(f"split {cfg.split!r} of {cfg.data} has no finished scenes")
+    resolve_templates(cfg.templates)
+    classes = Vocabulary.from_dict(meta["vocabulary"]).classes
+    protocol = Protocol(tuple(classes), tuple(cfg.buckets or default_buckets(meta["scales"])), cfg.min_visible_pixels)
+    chosen = resolve_backbone(cfg)
+    ctx = BenchContext(
+        root=Path(cfg.data), scenes=scenes, backbone_name=chosen["backbone"], pretrained=chosen["pretrained"],
+        seed=chosen["seed"], image_size=chosen["image_size"], device=cfg.device, cover_k=chosen["cover_k"],
+        checkpoint=cfg.checkpoint, cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, progress=cfg.progress,
+    )  # fmt: skip
+    identity = {
+        "task": "class_retrieval", "backbone": chosen["backbone"], "pretrained": chosen["pretrained"],
+        "pretrained_id": pretrained_id(chosen["pretrained"]), "backbone_image_size": chosen["image_size"],
+        "dataset": meta.get("dataset", DATASET_NAME), "split": cfg.split, "split_hash": split_hash(cfg.data, cfg.split),
+        "protocol": {**protocol.settings(), "templates": cfg.templates, "k": cfg.k}, "seed": chosen["seed"],
+    }  # fmt: skip
+    return Prepared(classes, scenes, protocol.relevance(scenes), ctx, identity)
+
+
+def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, stem: str) -> dict:
+    """Encode, score and evaluate one method; write its scores if asked; return its run record."""
+    buckets = [Bucket(lo, hi) for lo, hi in identity["protocol"]["buckets"]]
+    start = time.perf_counter()
+    encoded = method.encode(p.ctx)
+    encode_seconds = time.perf_counter() - start
+    text = p.ctx.class_embeddings(p.classes, cfg.templates, encoded.image_size)
+    scores = encoded.index.score(text).numpy()
+    metrics = evaluate(scores, p.classes, p.relevance.overall, [b.name for b in buckets], p.relevance.per_bucket, cfg.k)
+    scores_file = f"{stem}{SCORES_SUFFIX}" if cfg.save_scores else None
+    if scores_file:
+        save_scores(Path(cfg.out) / scores_file, scores, p.classes, [s["image_filename"] for s in p.scenes],
+                    [b.name for b in buckets], [[b.lo, b.hi] for b in buckets], p.relevance.overall,
+                    p.relevance.per_bucket, cfg.k)  # fmt: skip
+    cost = {
+        "vectors_per_image": encoded.index.vectors_per_image,
+        "forward_passes_per_image": encoded.forward_passes_per_image,
+        "gflops_per_image": encoded.gflops_per_image,
+        "encode_images_per_s": encoded.encode_images_per_s,
+        "query_latency_ms": query_latency_ms(encoded.index, text[0], cfg.k),
+        "encode_seconds_this_run": encode_seconds,
+    }
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run_id(identity), **identity, "n_images": len(p.scenes),
+        "metrics": metrics, "cost": cost, "software": software_versions(), "scores_file": scores_file,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }  # fmt: skip
+
+
+def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> list[Path]:
+    """Run every requested method; return the run JSON paths (written, or found with skip_existing)."""
+    methods = [create_method(name) for name in dict.fromkeys(cfg.models)]
+    if any(m.name == "detailclip" for m in methods) and cfg.checkpoint is None:
+        raise BenchError("model detailclip needs --checkpoint (a file written by `python cli.py train`)")
+    p = prepare(cfg)
+    paths = []
+    for method in methods:
+        identity = {**p.identity, "method": method.name, "method_settings": method.settings(p.ctx)}
+        stem = run_stem(method.name, identity["backbone"], identity["pretrained"], cfg.split, run_id(identity))
+        path = Path(cfg.out) / f"{stem}.json"
+        paths.append(path)
+        if cfg.skip_existing and path.exists():
+            echo(f"skip {method.name}: {path} exists")
+            continue
+        record = run_method(cfg, p, method, identity, stem)
+        write_run(path, record)
+        score = record["metrics"]["overall"]["mAP"]
+        echo(f"{method.name}: mAP {'-' if score is None else f'{score:.4f}'} -> {path}")
+    return paths

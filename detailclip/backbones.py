@@ -1,0 +1,203 @@
+"""CLIP backbones: the one place that turns (architecture, pretrained) into a frozen encoder.
+
+`pretrained` is an open_clip pretrained tag (fetched through open_clip where a network exists),
+a local checkpoint path, or "none" (random weights from `seed`; such a backbone is `untrained`
+and everything made with it is marked so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .text import TemplateSpec, class_prompts
+
+DEFAULT_BACKBONE = "ViT-B-32"
+DEFAULT_PRETRAINED = "none"
+MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
+UNTRAINED = ("none", "", "random")
+
+
+class BackboneError(ValueError):
+    """An unknown architecture, pretrained tag or unreadable checkpoint."""
+
+
+def register_model_configs() -> None:
+    """Register the package's open_clip architectures (JSON configs in model_configs/)."""
+    import open_clip
+
+    if not set(_config_names()) <= set(open_clip.list_models()):
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+def _config_names() -> list[str]:
+    return sorted(p.stem for p in MODEL_CONFIG_DIR.glob("*.json"))
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 (fp16 where bf16 is missing) autocast on CUDA; nothing elsewhere."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def is_untrained(pretrained: str | None) -> bool:
+    return pretrained is None or str(pretrained).lower() in UNTRAINED
+
+
+def pretrained_id(pretrained: str | None) -> str:
+    """A stable identity of the weights: the tag, "none", or a local file's name + size + mtime."""
+    if is_untrained(pretrained):
+        return "none"
+    path = Path(pretrained)
+    if path.is_file():
+        stat = path.stat()
+        digest = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+        return f"{path.stem}-{digest}"
+    return str(pretrained)
+
+
+@dataclass
+class Backbone:
+    """A frozen open_clip model with its preprocessing constants and tokenizer."""
+
+    name: str
+    pretrained: str
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    seed: int
+    batch_size: int = 256
+    image_size: int = field(init=False)
+    embed_dim: int = field(init=False)
+    mean: tuple[float, float, float] = field(init=False)
+    std: tuple[float, float, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        visual = self.model.visual
+        size = visual.image_size
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.embed_dim = int(visual.output_dim)
+        cfg = getattr(visual, "preprocess_cfg", {}) or {}
+        self.mean = tuple(float(v) for v in (cfg.get("mean") or visual.image_mean))
+        self.std = tuple(float(v) for v in (cfg.get("std") or visual.image_std))
+
+    @property
+    def untrained(self) -> bool:
+        return is_untrained(self.pretrained)
+
+    @property
+    def identity(self) -> dict:
+        """What determines this backbone's features (the feature-cache key part)."""
+        return {"backbone": self.name, "pretrained": pretrained_id(self.pretrained), "image_size": self.image_size,
+                "seed": self.seed if self.untrained else None}
+
+    @torch.no_grad()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """CLIP-normalised pixels [N, 3, S, S] to L2-normalised float32 features [N, D] (on device)."""
+        out = []
+        for start in range(0, pixels.shape[0], self.batch_size):
+            chunk = pixels[start:start + self.batch_size].to(self.device, non_blocking=True)
+            with autocast(self.device):
+                features = self.model.encode_image(chunk)
+            out.append(F.normalize(features.float(), dim=-1))
+        return torch.cat(out) if out else torch.zeros((0, self.embed_dim), device=self.device)
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Texts to L2-normalised float32 features [N, D] (on device)."""
+        out = []
+        texts = list(texts)
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self.tokenizer(texts[start:start + self.batch_size]).to(self.device)
+            with autocast(self.device):
+                features = self.model.encode_text(tokens)
+            out.append(F.normalize(features.float(), dim=-1))
+        return torch.cat(out) if out else torch.zeros((0, self.embed_dim), device=self.device)
+
+    def prompt_embeddings(self, classnames: Sequence[str], templates: TemplateSpec = "openai80") -> torch.Tensor:
+        """Every (class, template) prompt as its own query: [C, T, D], normalised."""
+        prompts = class_prompts(classnames, templates)
+        flat = self.encode_text([p for per_class in prompts for p in per_class])
+        return flat.view(len(prompts), len(prompts[0]), -1)
+
+    def class_embeddings(self, classnames: Sequence[str], templates: TemplateSpec = "openai80") -> torch.Tensor:
+        """Template-averaged, renormalised class embeddings [C, D]."""
+        return F.normalize(self.prompt_embeddings(classnames, templates).mean(dim=1), dim=-1)
+
+    def gflops_per_image(self) -> float:
+        """GFLOPs of one image forward, counted with the model in training mode (FlopCounterMode
+        misses nn.MultiheadAttention's inference fast path)."""
+        return count_gflops(self.model.visual, torch.zeros(1, 3, self.image_size, self.image_size, device=self.device))
+
+
+def count_gflops(module: torch.nn.Module, *inputs) -> float:
+    """GFLOPs of module(*inputs), in training mode and without gradients."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = module.training
+    module.train()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(*inputs)
+    finally:
+        module.train(was_training)
+    return counter.get_total_flops() / 1e9
+
+
+def load_backbone(
+    name: str = DEFAULT_BACKBONE,
+    pretrained: str | None = DEFAULT_PRETRAINED,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+    batch_size: int = 256,
+) -> Backbone:
+    """Build a frozen, eval-mode backbone; `image_size` forces a higher input size (position
+    embeddings interpolated by open_clip)."""
+    import open_clip
+
+    register_model_configs()
+    if name not in open_clip.list_models():
+        raise BackboneError(f"unknown open_clip architecture {name!r} (see open_clip.list_models())")
+    device = torch.device(device) if device is not None else default_device()
+    pretrained = "none" if is_untrained(pretrained) else str(pretrained)
+    weights = None if pretrained == "none" else pretrained
+    if weights and not Path(weights).is_file():
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if weights not in tags:
+            raise BackboneError(f"{weights!r} is neither a file nor a pretrained tag of {name} "
+                                f"(tags: {', '.join(tags) or 'none'})")
+    try:
+        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
+            torch.manual_seed(seed)
+            model = open_clip.create_model(name, pretrained=weights, force_image_size=image_size)
+    except (RuntimeError, OSError, KeyError, ValueError) as e:
+        raise BackboneError(f"cannot load {name} with pretrained {pretrained!r}: {e}") from None
+    model = model.to(device).eval().requires_grad_(False)
+    return Backbone(name=name, pretrained=pretrained, model=model, tokenizer=open_clip.get_tokenizer(name),
+                    device=device, seed=seed, batch_size=batch_size)
+
+
+@contextlib.contextmanager
+def _quiet_open_clip():
+    """Silence open_clip's root-logger warning about random initialisation (we mark it ourselves)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

@@ -1,0 +1,59 @@
+"""Fusion checkpoints: weights plus the full configuration, so loading needs nothing else.
+
+A checkpoint is a torch file of plain data (loaded with weights_only=True):
+{"format": ..., "config": {...JSON-able...}, "state_dict": {...}}. config["fusion"] rebuilds the
+model; the rest records backbone, pretrained, scheme, k, templates, data hash, metrics, etc.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from clevr_ds.atomic import atomic_path
+
+from .fusion import build_fusion_from_config
+
+CHECKPOINT_FORMAT = "detailclip-fusion/1"
+
+
+class CheckpointError(ValueError):
+    """A missing, corrupt or foreign checkpoint file."""
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, config: dict) -> None:
+    """Write the model's weights and `config` (which gains the model's fusion config) atomically."""
+    payload = {"format": CHECKPOINT_FORMAT, "config": {**config, "fusion": dict(model.config)},
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint payload, validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged file
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a DetailCLIP fusion checkpoint")
+    return payload
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device | None = None) -> tuple[nn.Module, dict]:
+    """(fusion model in eval mode on `device`, its config dict)."""
+    payload = read_checkpoint(path)
+    config = payload["config"]
+    model = build_fusion_from_config(config["fusion"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not match its config: {str(e).splitlines()[0]}") from None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval(), config

@@ -1,0 +1,157 @@
+"""Click commands of the detailclip package: `train` and `encode` (heavy imports inside)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+SIZES = ("tiny", "small", "base")
+
+
+def _fail(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+@click.command()
+@click.option("--backbone", default=None, help="open_clip architecture [default: detailclip.backbones.DEFAULT_BACKBONE]")
+@click.option("--pretrained", default=None, help="open_clip tag, checkpoint path or 'none' (random, seeded)")
+@click.option("--image-size", type=click.IntRange(16), default=None, help="force the backbone's input size")
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
+              help="CLEVR-DS folder, or a folder of images with --classes")
+@click.option("--split", default="train", show_default=True, help="CLEVR-DS training split")
+@click.option("--val-split", default="val", show_default=True,
+              help="CLEVR-DS validation split; when absent, --val-fraction of the training images is held out")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
+@click.option("--classes", "classes_file", type=click.Path(path_type=Path), default=None,
+              help="class names, one a line (required for a plain image folder; overrides CLEVR-DS's)")
+@click.option("--templates", default="openai80", show_default=True, help="prompt templates: openai80, short, plain, photo")
+@click.option("--scheme", type=click.Choice(["cc", "grid"]), default="cc", show_default=True)
+@click.option("--k", type=click.IntRange(1, 30), default=10, show_default=True)
+@click.option("--size", type=click.Choice(SIZES), default="small", show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
+@click.option("--pre-norm/--post-norm", default=False, show_default=True, help="transformer layer norm placement")
+@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(0), default=0.05, show_default=True)
+@click.option("--warmup", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="fraction of steps")
+@click.option("--patience", type=click.IntRange(0), default=8, show_default=True, help="0: no early stopping")
+@click.option("--text-weight", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--patch-weight", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--patch-mode", type=click.Choice(["sample", "all"]), default="sample", show_default=True)
+@click.option("--loss", "loss_kind", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1, show_default=True, help="epochs")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="feature cache [default: <out folder>/feature_cache]")
+@click.option("--extract-batch", type=click.IntRange(1), default=4, show_default=True, help="images cut together")
+@click.option("--device", default=None, help="torch device [default: cuda when present]")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="checkpoint file to write")
+@click.option("--resume", is_flag=True, help="continue from <out>.state.pt")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def train(**opts):
+    """Train a DetailCLIP fusion model on a folder of images (CLEVR-DS or plain + class names)."""
+    import torch
+
+    from clevr_ds.dataset import DatasetError
+
+    from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone
+    from .data import data_hash, load_training_data
+    from .features import extract_features
+    from .fusion import build_fusion
+    from .images import ImageError
+    from .losses import LossConfig
+    from .train import TrainConfig, train_fusion
+
+    progress = not opts["quiet"]
+    backbone_name = opts["backbone"] or DEFAULT_BACKBONE
+    pretrained = opts["pretrained"] or DEFAULT_PRETRAINED
+    out = opts["out"]
+    try:
+        train_set, val_set = load_training_data(opts["data_dir"], opts["split"], opts["val_split"],
+                                                opts["classes_file"], opts["val_fraction"], opts["seed"])
+        backbone = load_backbone(backbone_name, pretrained, device=opts["device"], seed=opts["seed"],
+                                 image_size=opts["image_size"])
+        text_queries = backbone.prompt_embeddings(train_set.classes, opts["templates"]).flatten(0, 1)
+    except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
+        raise _fail(e) from None
+    if backbone.untrained:
+        click.echo(f"warning: {backbone.name} has random weights (pretrained none): outputs are untrained", err=True)
+    cache_dir = opts["cache_dir"] or out.parent / "feature_cache"
+    extract = dict(scheme=opts["scheme"], k=opts["k"], cache_dir=cache_dir, batch_size=opts["extract_batch"],
+                   progress=progress)
+    try:
+        train_items = extract_features(backbone, train_set.paths, **extract)
+        val_items = extract_features(backbone, val_set.paths, **extract) if val_set else None
+    except (ImageError, ValueError) as e:
+        raise _fail(e) from None
+    loss = LossConfig(text_weight=opts["text_weight"], patch_weight=opts["patch_weight"], kind=opts["loss_kind"],
+                      patch_mode=opts["patch_mode"])
+    config = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+                         weight_decay=opts["weight_decay"], warmup=opts["warmup"], patience=opts["patience"],
+                         checkpoint_every=opts["checkpoint_every"], seed=opts["seed"], loss=loss)
+    run_config = {
+        "method": "DetailCLIP (arXiv 2208.14649)",
+        "backbone": backbone.name, "pretrained": backbone.pretrained, "untrained": backbone.untrained,
+        "backbone_seed": opts["seed"], "image_size": opts["image_size"], "scheme": opts["scheme"], "k": opts["k"],
+        "antialias": True, "size": opts["size"], "embed_dim": backbone.embed_dim, "templates": opts["templates"],
+        "classes": train_set.classes, "num_queries": int(text_queries.shape[0]),
+        "data": train_set.source, "val_data": val_set.source if val_set else None,
+        "data_hash": data_hash([i.image_hash for i in train_items], train_set.classes),
+        "val_data_hash": data_hash([i.image_hash for i in val_items], train_set.classes) if val_items else None,
+        "num_train_images": len(train_items), "num_val_images": len(val_items) if val_items else 0,
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(opts["seed"])
+        model = build_fusion(opts["size"], backbone.embed_dim, dropout=opts["dropout"], norm_first=opts["pre_norm"])
+    try:
+        metrics = train_fusion(model, train_items, val_items, text_queries, config, out, run_config,
+                               backbone.device, resume=opts["resume"], progress=progress)
+    except ValueError as e:
+        raise _fail(e) from None
+    summary = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    click.echo(f"wrote {out}: {summary}")
+
+
+@click.command()
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="fusion checkpoint from train")
+@click.option("--images", "images_dir", required=True, type=click.Path(path_type=Path), help="folder of images (recursive)")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help=".npz with vectors [N, D] and paths")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="feature cache (none: no cache)")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="images cut together")
+@click.option("--device", default=None, help="torch device [default: cuda when present]")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, quiet):
+    """Encode every image of a folder to one DetailCLIP vector."""
+    import json
+
+    import numpy as np
+
+    from clevr_ds.atomic import atomic_path
+
+    from .backbones import BackboneError
+    from .checkpoint import CheckpointError
+    from .encode import encode_images_with_checkpoint
+    from .images import ImageError, list_images
+
+    if out.suffix != ".npz":
+        raise click.BadParameter("the output must be a .npz file", param_hint="--out")
+    try:
+        paths = list_images(images_dir)
+        if not paths:
+            raise ImageError(f"no images in {images_dir}")
+        vectors, config = encode_images_with_checkpoint(checkpoint, paths, cache_dir=cache_dir, batch_size=batch_size,
+                                                        device=device, progress=not quiet)
+    except (CheckpointError, BackboneError, ImageError, ValueError) as e:
+        raise _fail(e) from None
+    names = np.array([str(p.relative_to(images_dir)) for p in paths])
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, vectors=vectors.numpy().astype(np.float32), paths=names,
+                 untrained=np.array(bool(config.get("untrained"))), config=np.array(json.dumps(config)))
+    click.echo(f"wrote {out}: {len(paths)} vectors of dim {vectors.shape[1]}")
+    if config.get("untrained"):
+        click.echo("warning: the checkpoint's backbone has random weights: vectors are untrained", err=True)
+
+
+COMMANDS = [train, encode]

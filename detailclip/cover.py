@@ -1,0 +1,160 @@
+"""Patch schemes: Complete Cover (cc@k), a plain grid, ground-truth object crops and the whole image.
+
+Complete Cover (arXiv 2208.14649), as stated in the project's method notes:
+the image is resized to H' x W' (height and width rounded up to multiples of k), cells are
+c = H'/k by W'/k, level n = 1..k uses windows of k-n+1 cells starting at 0, t, 2t, ... with
+t = s - (s - c)/c, the last window of a row clamped to end at the border; levels that yield the
+same number of windows collapse onto the last (smallest) one.
+
+Choice where the notes are silent: for cells so small (a few pixels) that this step would add
+windows, the level keeps the window count it has on large images and spreads its windows evenly,
+so the per-level counts never depend on the image size.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+Box = tuple[int, int, int, int]
+
+SCHEMES = ("cc", "grid", "objects", "whole")
+
+
+def rounded_size(height: int, width: int, k: int) -> tuple[int, int]:
+    """Height and width rounded up to multiples of k (the frame Complete Cover boxes live in)."""
+    _check_positive(height=height, width=width, k=k)
+    return -(-height // k) * k, -(-width // k) * k
+
+
+def windows_per_axis(k: int, cells: int) -> int:
+    """Windows of `cells` cells along one axis of k cells, on a large image (exact, size-free)."""
+    if cells == k:
+        return 1
+    if cells == 1:
+        return k
+    return k // cells + 1
+
+
+def axis_starts(length: int, side: int, cell: int, count: int) -> list[int]:
+    """Start offsets of `count` windows of `side` px on an axis of `length` px."""
+    step = side - (side - cell) // cell
+    starts = []
+    start = 0
+    while start + side < length:
+        starts.append(start)
+        start += step
+    starts.append(length - side)
+    if len(starts) != count:
+        starts = [round(i * (length - side) / max(count - 1, 1)) for i in range(count)]
+    return starts
+
+
+def complete_cover_boxes(height: int, width: int, k: int) -> list[list[Box]]:
+    """Complete Cover cc@k boxes (x0, y0, x1, y1) in the rounded H' x W' frame, whole image first."""
+    rounded_h, rounded_w = rounded_size(height, width, k)
+    cell_h, cell_w = rounded_h // k, rounded_w // k
+    levels: list[list[Box]] = []
+    for n in range(1, k + 1):
+        cells = k - n + 1
+        count = windows_per_axis(k, cells)
+        side_h, side_w = cells * cell_h, cells * cell_w
+        ys = axis_starts(rounded_h, side_h, cell_h, count)
+        xs = axis_starts(rounded_w, side_w, cell_w, count)
+        level = [(x, y, x + side_w, y + side_h) for y in ys for x in xs]
+        if levels and len(levels[-1]) == len(level):
+            levels[-1] = level
+        else:
+            levels.append(level)
+    return levels
+
+
+def grid_boxes(height: int, width: int, n: int) -> list[Box]:
+    """An n x n grid of non-overlapping boxes tiling the image (edges rounded to pixels)."""
+    _check_positive(height=height, width=width, n=n)
+    ys = [round(i * height / n) for i in range(n + 1)]
+    xs = [round(i * width / n) for i in range(n + 1)]
+    return [(xs[i], ys[j], xs[i + 1], ys[j + 1]) for j in range(n) for i in range(n)]
+
+
+def object_boxes(
+    bboxes_xywh: Sequence[Sequence[float]],
+    height: int,
+    width: int,
+    enlarge: float = 1.0,
+    min_side: int = 8,
+) -> list[Box]:
+    """Object crops from [x, y, w, h] boxes: scaled by `enlarge` about their centre, at least
+    `min_side` px per side, shifted (then clipped) to stay inside the image."""
+    _check_positive(height=height, width=width)
+    if enlarge <= 0:
+        raise ValueError(f"enlarge must be positive, got {enlarge}")
+    boxes = []
+    for x, y, w, h in bboxes_xywh:
+        side_w = min(max(w * enlarge, min_side), width)
+        side_h = min(max(h * enlarge, min_side), height)
+        x0 = min(max(x + w / 2 - side_w / 2, 0), width - side_w)
+        y0 = min(max(y + h / 2 - side_h / 2, 0), height - side_h)
+        boxes.append((round(x0), round(y0), round(x0 + side_w), round(y0 + side_h)))
+    return boxes
+
+
+def scheme_boxes(
+    scheme: str,
+    height: int,
+    width: int,
+    k: int = 10,
+    object_bboxes: Sequence[Sequence[float]] | None = None,
+    enlarge: float = 1.0,
+    min_side: int = 8,
+):
+    """Boxes of a scheme in the original image's pixel frame, whole image first.
+
+    Returns (boxes FloatTensor[P, 4] as x0, y0, x1, y1; levels LongTensor[P]); level 0 is the whole
+    image. scheme: "cc" (Complete Cover at k), "grid" (k x k tiles), "objects" (one crop per
+    bbox in `object_bboxes`), "whole" (the full image only).
+    """
+    import torch
+
+    builder = _SCHEME_BUILDERS.get(scheme)
+    if builder is None:
+        raise ValueError(f"unknown patch scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+    levels = builder(height, width, k, object_bboxes, enlarge, min_side)
+    boxes = [box for level in levels for box in level]
+    level_ids = [i for i, level in enumerate(levels) for _ in level]
+    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(level_ids, dtype=torch.long)
+
+
+def _cc_levels(height, width, k, object_bboxes, enlarge, min_side) -> list[list[tuple[float, ...]]]:
+    rounded_h, rounded_w = rounded_size(height, width, k)
+    sx, sy = width / rounded_w, height / rounded_h
+    return [[(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in level]
+            for level in complete_cover_boxes(height, width, k)]
+
+
+def _grid_levels(height, width, k, object_bboxes, enlarge, min_side) -> list[list[Box]]:
+    return [[(0, 0, width, height)], grid_boxes(height, width, k)]
+
+
+def _object_levels(height, width, k, object_bboxes, enlarge, min_side) -> list[list[Box]]:
+    if object_bboxes is None:
+        raise ValueError("scheme 'objects' needs object_bboxes")
+    crops = object_boxes(object_bboxes, height, width, enlarge, min_side)
+    return [[(0, 0, width, height)]] + ([crops] if crops else [])
+
+
+def _whole_levels(height, width, k, object_bboxes, enlarge, min_side) -> list[list[Box]]:
+    return [[(0, 0, width, height)]]
+
+
+_SCHEME_BUILDERS: dict[str, Callable] = {
+    "cc": _cc_levels,
+    "grid": _grid_levels,
+    "objects": _object_levels,
+    "whole": _whole_levels,
+}
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")

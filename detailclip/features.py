@@ -1,0 +1,250 @@
+"""Per-image patch features, extracted in batches and cached on disk.
+
+Cache layout: CACHE/<key folder>/<image sha256>[-<boxes hash>].npy (fp16 [P, D], memory-mapped on
+read) beside .levels.npy (int16 [P]) and key.json (the full key). The key folder is determined by
+(backbone, pretrained, input size, scheme, k, cutting options); an image by its content hash, so
+renamed or copied images hit the cache. Each file is written atomically, levels before features, so
+a killed extraction resumes where it stopped and never reads a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from clevr_ds.atomic import atomic_path, remove_stale_temporaries, write_json
+
+from .backbones import Backbone
+from .cover import scheme_boxes
+from .images import content_hash, decode_image, read_bytes
+from .patches import patch_groups
+
+CACHE_FORMAT = 1
+
+
+@dataclass
+class PatchFeatures:
+    """The patch features of one image: patch 0 is the whole image."""
+
+    path: str
+    image_hash: str
+    data: np.ndarray  # fp16 [P, D], possibly a read-only memory map
+    level_ids: np.ndarray  # int [P]
+
+    @property
+    def features(self) -> torch.Tensor:
+        """float32 [P, D], L2-normalised (before fp16 rounding)."""
+        return torch.from_numpy(np.asarray(self.data, dtype=np.float32))
+
+    @property
+    def levels(self) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.level_ids, dtype=np.int64))
+
+    @property
+    def num_patches(self) -> int:
+        return int(self.data.shape[0])
+
+
+@dataclass(frozen=True)
+class CutOptions:
+    """How patches are chosen and cut (everything besides the backbone that changes features)."""
+
+    scheme: str = "cc"
+    k: int = 10
+    enlarge: float = 1.0
+    min_side: int = 8
+    antialias: bool = True
+
+    def key(self) -> dict:
+        key = {"scheme": self.scheme, "antialias": self.antialias}
+        if self.scheme in ("cc", "grid"):
+            key["k"] = self.k
+        if self.scheme == "objects":
+            key.update(enlarge=self.enlarge, min_side=self.min_side)
+        return key
+
+
+class FeatureCache:
+    """One key folder of the on-disk feature cache."""
+
+    def __init__(self, root: str | Path, backbone: Backbone, cut: CutOptions):
+        self.key = {"format": CACHE_FORMAT, **backbone.identity, **cut.key()}
+        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:12]
+        label = "-".join(_slug(str(v)) for v in (backbone.name, self.key["pretrained"], cut.scheme))
+        self.folder = Path(root) / f"{label}-{digest}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.folder)
+        if not (self.folder / "key.json").exists():
+            write_json(self.folder / "key.json", self.key, indent=2)
+
+    def _paths(self, entry: str) -> tuple[Path, Path]:
+        return self.folder / f"{entry}.npy", self.folder / f"{entry}.levels.npy"
+
+    def has(self, entry: str) -> bool:
+        return self._paths(entry)[0].exists()
+
+    def load(self, entry: str) -> tuple[np.ndarray, np.ndarray]:
+        features_path, levels_path = self._paths(entry)
+        return np.load(features_path, mmap_mode="r"), np.load(levels_path)
+
+    def store(self, entry: str, features: np.ndarray, levels: np.ndarray) -> None:
+        features_path, levels_path = self._paths(entry)
+        for path, array in ((levels_path, levels), (features_path, features)):
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.save(f, array)
+
+
+def extract_features(
+    backbone: Backbone,
+    image_paths: Sequence[str | Path],
+    scheme: str = "cc",
+    k: int = 10,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 4,
+    object_bboxes: Sequence[Sequence[Sequence[float]]] | None = None,
+    progress: bool = True,
+    enlarge: float = 1.0,
+    min_side: int = 8,
+    antialias: bool = True,
+    num_workers: int = 2,
+) -> list[PatchFeatures]:
+    """Patch features of every image (in order), from the cache where present.
+
+    batch_size images are cut together and their patches encoded in backbone.batch_size chunks;
+    reading, hashing and decoding run ahead in `num_workers` threads. `object_bboxes[i]` lists the
+    [x, y, w, h] boxes of image i (scheme "objects" only).
+    """
+    cut = CutOptions(scheme=scheme, k=k, enlarge=enlarge, min_side=min_side, antialias=antialias)
+    if scheme == "objects" and (object_bboxes is None or len(object_bboxes) != len(image_paths)):
+        raise ValueError("scheme 'objects' needs one bbox list per image")
+    cache = FeatureCache(cache_dir, backbone, cut) if cache_dir is not None else None
+    results: list[PatchFeatures | None] = [None] * len(image_paths)
+    pending: list[tuple[int, str, torch.Tensor]] = []
+    bar = tqdm(total=len(image_paths), desc=f"features {backbone.name} {scheme}", unit="img", disable=not progress)
+
+    def read(index: int) -> tuple[int, str, torch.Tensor | None]:
+        data = read_bytes(image_paths[index])
+        entry = _entry_name(content_hash(data), object_bboxes[index] if scheme == "objects" else None)
+        if cache is not None and cache.has(entry):
+            return index, entry, None
+        return index, entry, decode_image(data, image_paths[index])
+
+    def flush() -> None:
+        _encode_batch(backbone, cut, pending, object_bboxes, image_paths, cache, results)
+        bar.update(len(pending))
+        pending.clear()
+
+    with bar, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        for index, entry, image in _prefetch(pool, read, range(len(image_paths)), depth=2 * batch_size + 2):
+            if image is None:
+                features, levels = cache.load(entry)
+                results[index] = PatchFeatures(str(image_paths[index]), entry, features, levels)
+                bar.update(1)
+                continue
+            pending.append((index, entry, image))
+            if len(pending) >= batch_size:
+                flush()
+        if pending:
+            flush()
+    return results
+
+
+def _encode_batch(backbone, cut, pending, object_bboxes, image_paths, cache, results) -> None:
+    """Cut and encode the pending images (grouped by size, one roi_align pass per group)."""
+    boxes, levels = {}, {}
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for slot, (index, _, image) in enumerate(pending):
+        height, width = image.shape[-2:]
+        bboxes = object_bboxes[index] if cut.scheme == "objects" else None
+        boxes[slot], levels[slot] = scheme_boxes(cut.scheme, height, width, cut.k, bboxes, cut.enlarge, cut.min_side)
+        by_size.setdefault((height, width), []).append(slot)
+    order = [slot for slots in by_size.values() for slot in slots]
+    groups, offset = [], 0
+    for slots in by_size.values():
+        images = torch.stack([pending[s][2] for s in slots]).to(backbone.device, non_blocking=True)
+        size_groups = patch_groups(images, [boxes[s] for s in slots], backbone.image_size, backbone.mean,
+                                   backbone.std, cut.antialias)
+        groups += [(ids + offset, patches) for ids, patches in size_groups]
+        offset += sum(len(ids) for ids, _ in size_groups)
+    features = encode_groups(backbone, groups).to(torch.float16).cpu().numpy()
+    start = 0
+    for slot in order:
+        index, entry, _ = pending[slot]
+        count = len(levels[slot])
+        feats, lvls = features[start:start + count], levels[slot].numpy().astype(np.int16)
+        start += count
+        if cache is not None:
+            cache.store(entry, feats, lvls)
+            feats, lvls = cache.load(entry)
+        results[index] = PatchFeatures(str(image_paths[index]), entry, feats, lvls)
+
+
+def encode_patches(backbone: Backbone, images: torch.Tensor, boxes: Sequence[torch.Tensor],
+                   antialias: bool = True) -> torch.Tensor:
+    """Cut boxes[i] out of images[i] and encode them: L2-normalised features [sum_i P_i, D] in box order."""
+    return encode_groups(backbone, patch_groups(images, boxes, backbone.image_size, backbone.mean, backbone.std,
+                                                antialias))
+
+
+def encode_groups(backbone: Backbone, groups: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Encode (patch indices, patches) groups in full batches; features [N, D] in index order."""
+    features = torch.empty(sum(len(ids) for ids, _ in groups), backbone.embed_dim, device=backbone.device)
+    for ids, pixels in _full_batches(groups, backbone.batch_size):
+        features[ids.to(backbone.device)] = backbone.encode_images(pixels)
+    return features
+
+
+def _full_batches(groups: list[tuple[torch.Tensor, torch.Tensor]], size: int) -> Iterator:
+    """Re-slice (ids, patches) groups into batches of `size` (the last one shorter), copying only
+    the pieces that straddle a group boundary."""
+    pieces, count = [], 0
+    for ids, patches in groups:
+        start = 0
+        while start < len(ids):
+            take = min(size - count, len(ids) - start)
+            pieces.append((ids[start:start + take], patches[start:start + take]))
+            count += take
+            start += take
+            if count == size:
+                yield _join(pieces)
+                pieces, count = [], 0
+    if pieces:
+        yield _join(pieces)
+
+
+def _join(pieces: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    if len(pieces) == 1:
+        return pieces[0]
+    return torch.cat([ids for ids, _ in pieces]), torch.cat([patches for _, patches in pieces])
+
+
+def _prefetch(pool: ThreadPoolExecutor, fn, items: Iterable, depth: int) -> Iterator:
+    """fn over items in order, at most `depth` calls ahead."""
+    queue: deque = deque()
+    for item in items:
+        queue.append(pool.submit(fn, item))
+        if len(queue) >= depth:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
+
+
+def _entry_name(image_hash: str, bboxes: Sequence[Sequence[float]] | None) -> str:
+    if bboxes is None:
+        return image_hash
+    boxes_hash = hashlib.sha256(json.dumps([[float(v) for v in b] for b in bboxes]).encode()).hexdigest()[:12]
+    return f"{image_hash}-{boxes_hash}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._]+", "_", text).strip("_")[:40] or "x"

@@ -1,0 +1,82 @@
+"""Fusion models: patch features [B, P, D] (patch 0 = whole image) to one vector per image.
+
+- FusionTransformer: a standard encoder-decoder transformer without positional encoding (the
+  patches are a set); the encoder runs over all patches, the decoder's single query is the
+  whole-image feature. Width = the backbone's embedding width, MLP = 4 x width, GELU.
+- MeanFusion: the parameter-free mean of the patch features.
+Both return L2-normalised [B, D] vectors in CLIP space.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FUSION_SIZES: dict[str, dict] = {
+    "tiny": {"heads": 2, "encoder_layers": 3, "decoder_layers": 3},
+    "small": {"heads": 4, "encoder_layers": 6, "decoder_layers": 6},
+    "base": {"heads": 8, "encoder_layers": 12, "decoder_layers": 12},
+}
+FUSION_NAMES = (*FUSION_SIZES, "mean")
+
+
+class FusionTransformer(nn.Module):
+    def __init__(self, dim: int, heads: int, encoder_layers: int, decoder_layers: int, mlp_ratio: float = 4.0,
+                 dropout: float = 0.1, norm_first: bool = False):
+        super().__init__()
+        layer = dict(d_model=dim, nhead=heads, dim_feedforward=int(dim * mlp_ratio), dropout=dropout,
+                     activation="gelu", batch_first=True, norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), encoder_layers,
+                                             norm=nn.LayerNorm(dim), enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), decoder_layers, norm=nn.LayerNorm(dim))
+
+    def forward(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """patch_features [B, P, D]; padding_mask [B, P] True where a slot is padding."""
+        query = patch_features[:, :1]
+        memory = self.encoder(patch_features, src_key_padding_mask=padding_mask)
+        fused = self.decoder(query, memory, memory_key_padding_mask=padding_mask)
+        return F.normalize(fused[:, 0].float(), dim=-1)
+
+
+class MeanFusion(nn.Module):
+    def forward(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if padding_mask is None:
+            return F.normalize(patch_features.float().mean(dim=1), dim=-1)
+        keep = (~padding_mask).unsqueeze(-1).to(patch_features.dtype)
+        summed = (patch_features * keep).sum(dim=1)
+        return F.normalize(summed.float() / keep.sum(dim=1).clamp(min=1), dim=-1)
+
+
+def fusion_config(size: str, dim: int, **overrides) -> dict:
+    """The full, JSON-able configuration of a fusion model (what a checkpoint stores)."""
+    if size not in FUSION_NAMES:
+        raise ValueError(f"unknown fusion size {size!r} (known: {', '.join(FUSION_NAMES)})")
+    if size == "mean":
+        return {"size": "mean", "dim": int(dim)}
+    config = {"size": size, "dim": int(dim), **FUSION_SIZES[size], "mlp_ratio": 4.0, "dropout": 0.1,
+              "norm_first": False}
+    unknown = set(overrides) - set(config)
+    if unknown:
+        raise ValueError(f"unknown fusion options {sorted(unknown)}")
+    config.update(overrides)
+    if config["dim"] % config["heads"]:
+        raise ValueError(f"width {dim} is not divisible by {config['heads']} heads")
+    return config
+
+
+def build_fusion(size: str, dim: int, **overrides) -> nn.Module:
+    """A fusion model by size name ("tiny", "small", "base", "mean") for D = dim features;
+    overrides: heads, encoder_layers, decoder_layers, mlp_ratio, dropout, norm_first."""
+    config = fusion_config(size, dim, **overrides)
+    return build_fusion_from_config(config)
+
+
+def build_fusion_from_config(config: dict) -> nn.Module:
+    if config["size"] == "mean":
+        model = MeanFusion()
+    else:
+        options = {k: v for k, v in config.items() if k != "size"}
+        model = FusionTransformer(**options)
+    model.config = dict(config)
+    return model

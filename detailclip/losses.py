@@ -1,0 +1,120 @@
+"""Distillation losses: the fused vector must reproduce the best patch's similarity to queries.
+
+For an image i and a query q (unit vectors): target s*(q, i) = max over i's patches of cos(q, patch),
+prediction s(q, i) = cos(q, fused_i); loss = scale * MSE (or L1) over all (q, i).
+- Text matching: the queries are fixed, image-agnostic prompt embeddings (every class in every
+  template).
+- Patch matching: the queries are patch features of the batch ("all" valid patches, or "sample":
+  round(sqrt(n)) random patches per level and image), a patch's similarity with itself excluded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+NEG = -1e4  # below any cosine similarity
+PATCH_MODES = ("all", "sample")
+LOSS_KINDS = ("mse", "l1")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    text_weight: float = 1.0
+    patch_weight: float = 1.0
+    kind: str = "mse"
+    scale: float = 100.0
+    patch_mode: str = "sample"
+
+    def __post_init__(self):
+        if self.kind not in LOSS_KINDS:
+            raise ValueError(f"unknown loss kind {self.kind!r} (known: {', '.join(LOSS_KINDS)})")
+        if self.patch_mode not in PATCH_MODES:
+            raise ValueError(f"unknown patch mode {self.patch_mode!r} (known: {', '.join(PATCH_MODES)})")
+
+
+def similarity_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "mse", scale: float = 100.0,
+                    weight: torch.Tensor | None = None) -> torch.Tensor:
+    """scale * mean (squared or absolute) error, over entries where `weight` (0/1) is set."""
+    error = prediction.float() - target.float()
+    error = error.square() if kind == "mse" else error.abs()
+    if weight is None:
+        return scale * error.mean()
+    return scale * (error * weight).sum() / weight.sum().clamp(min=1)
+
+
+def max_patch_similarity(patch_features: torch.Tensor, queries: torch.Tensor,
+                         padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Targets [B, Q]: max over each image's valid patches of cos(query, patch)."""
+    sims = torch.einsum("bpd,qd->bqp", patch_features.float(), queries.float())
+    if padding_mask is not None:
+        sims = sims.masked_fill(padding_mask[:, None, :], NEG)
+    return sims.amax(dim=-1)
+
+
+def text_matching_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor, kind: str = "mse",
+                       scale: float = 100.0) -> torch.Tensor:
+    """fused [B, D]; queries [Q, D]; targets [B, Q] (max_patch_similarity, precomputable)."""
+    return similarity_loss(fused.float() @ queries.float().T, targets, kind, scale)
+
+
+def patch_matching_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                        levels: torch.Tensor | None = None, mode: str = "all", kind: str = "mse",
+                        scale: float = 100.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Patch features of the batch as queries; a patch never matches itself."""
+    batch, patches, _ = patch_features.shape
+    valid = torch.ones(batch, patches, dtype=torch.bool, device=fused.device) if padding_mask is None else ~padding_mask
+    if mode == "sample":
+        if levels is None:
+            raise ValueError("patch mode 'sample' needs the patch levels")
+        valid = valid & sample_per_level(levels, valid, generator)
+    query_image, query_patch = torch.nonzero(valid, as_tuple=True)
+    queries = patch_features[query_image, query_patch].float()  # [Q, D]
+    sims = torch.einsum("bpd,qd->bqp", patch_features.float(), queries)  # [B, Q, P]
+    own = torch.zeros_like(sims, dtype=torch.bool)
+    own[query_image, torch.arange(len(queries), device=sims.device), query_patch] = True
+    sims = sims.masked_fill(own, NEG)
+    if padding_mask is not None:
+        sims = sims.masked_fill(padding_mask[:, None, :], NEG)
+    targets = sims.amax(dim=-1)
+    defined = (targets > NEG / 2).float()  # an image of one patch has nothing left to match
+    return similarity_loss(fused.float() @ queries.T, targets, kind, scale, weight=defined)
+
+
+def sample_per_level(levels: torch.Tensor, valid: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[B, P] mask choosing round(sqrt(n)) random valid patches of each level of each image."""
+    device = generator.device if generator is not None else levels.device
+    scores = torch.rand(levels.shape, generator=generator, device=device).to(levels.device)
+    chosen = torch.zeros_like(valid)
+    for level in torch.unique(levels[valid]).tolist():
+        in_level = valid & (levels == level)
+        counts = in_level.sum(dim=1, keepdim=True)
+        wanted = torch.sqrt(counts.float()).round().clamp(min=1).long()
+        ranks = scores.masked_fill(~in_level, 2.0).argsort(dim=1).argsort(dim=1)
+        chosen |= in_level & (ranks < wanted)
+    return chosen
+
+
+def distillation_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding_mask: torch.Tensor | None,
+                      levels: torch.Tensor | None, text_queries: torch.Tensor | None,
+                      text_targets: torch.Tensor | None, config: LossConfig,
+                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """The weighted sum of the text and patch matching losses, with its parts."""
+    parts = {}
+    if config.text_weight and text_queries is not None:
+        parts["text"] = text_matching_loss(fused, text_queries, text_targets, config.kind, config.scale)
+    if config.patch_weight:
+        parts["patch"] = patch_matching_loss(fused, patch_features, padding_mask, levels, config.patch_mode,
+                                             config.kind, config.scale, generator)
+    weights = {"text": config.text_weight, "patch": config.patch_weight}
+    parts["loss"] = sum(weights[name] * value for name, value in parts.items())
+    return parts
+
+
+def fidelity(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Pearson correlation and mean absolute error between fused and teacher similarities."""
+    p, t = prediction.detach().float().flatten(), target.detach().float().flatten()
+    corr = F.cosine_similarity(p - p.mean(), t - t.mean(), dim=0)
+    return {"corr": float(corr), "mae": float((p - t).abs().mean())}

@@ -1,0 +1,263 @@
+"""Training a fusion model by distillation from the Complete Cover max-similarity teacher.
+
+AdamW, linear warm-up then cosine decay, bf16/fp16 autocast on CUDA, seeded shuffling and patch
+sampling, a resumable state file written every `checkpoint_every` epochs, early stopping on the
+validation loss (the best epoch's weights are kept), a CSV log with one row per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from clevr_ds.atomic import atomic_path
+
+from .backbones import autocast
+from .checkpoint import save_checkpoint
+from .encode import collate
+from .features import PatchFeatures
+from .losses import LossConfig, distillation_loss, fidelity, max_patch_similarity
+from .fusion import build_fusion
+
+STATE_FORMAT = "detailclip-train-state/1"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 2e-4
+    weight_decay: float = 0.05
+    warmup: float = 0.05  # fraction of all steps
+    patience: int = 8  # epochs without validation improvement before stopping (0: never stop early)
+    checkpoint_every: int = 1  # epochs between resumable state files
+    seed: int = 0
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass
+class FeatureBank:
+    """All patch features of a set, padded and stacked (fp16 [N, P, D], mask [N, P] or None, levels)."""
+
+    features: torch.Tensor
+    padding: torch.Tensor | None
+    levels: torch.Tensor
+
+    @classmethod
+    def from_items(cls, items: list[PatchFeatures], device: torch.device) -> "FeatureBank":
+        features, padding, levels = collate(items, device, dtype=torch.float16)
+        return cls(features, padding, levels)
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    def batch(self, ids: torch.Tensor):
+        padding = self.padding[ids] if self.padding is not None else None
+        return self.features[ids].float(), padding, self.levels[ids]
+
+
+def teacher_targets(bank: FeatureBank, queries: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """CC-max text targets [N, Q]: max over each image's patches of cos(query, patch)."""
+    parts = []
+    for start in range(0, len(bank), chunk):
+        ids = torch.arange(start, min(start + chunk, len(bank)), device=bank.features.device)
+        features, padding, _ = bank.batch(ids)
+        parts.append(max_patch_similarity(features, queries, padding))
+    return torch.cat(parts)
+
+
+def lr_factor(step: int, total: int, warmup_steps: int) -> float:
+    """Linear warm-up to 1, then cosine decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, train_items: list[PatchFeatures], val_items: list[PatchFeatures] | None,
+                 text_queries: torch.Tensor, config: TrainConfig, device: torch.device, run_config: dict):
+        self.run_config = {**run_config, "train": asdict(config)}
+        self.model, self.config, self.device = model.to(device), config, device
+        self.queries = text_queries.to(device).float()
+        self.train = FeatureBank.from_items(train_items, device)
+        self.train_targets = teacher_targets(self.train, self.queries)
+        self.val = FeatureBank.from_items(val_items, device) if val_items else None
+        self.val_targets = teacher_targets(self.val, self.queries) if self.val is not None else None
+        self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
+        total = config.epochs * self.steps_per_epoch
+        warmup_steps = max(1, round(config.warmup * total))
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, total, warmup_steps))
+        fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.epoch = 0
+        self.best = {"val_loss": math.inf, "epoch": 0, "state": None}
+        self.stale_epochs = 0
+        self.log: list[dict] = []
+
+    def _loss(self, bank: FeatureBank, targets: torch.Tensor, ids: torch.Tensor, generator: torch.Generator):
+        features, padding, levels = bank.batch(ids)
+        with autocast(self.device):
+            fused = self.model(features, padding)
+        return distillation_loss(fused.float(), features, padding, levels, self.queries, targets[ids],
+                                 self.config.loss, generator)
+
+    def train_epoch(self, progress: bool) -> dict:
+        self.model.train()
+        order = torch.randperm(len(self.train), generator=self.generator).to(self.device)
+        sums: dict[str, float] = {}
+        bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                   disable=not progress, leave=False)
+        for step in bar:
+            ids = order[step * self.config.batch_size:(step + 1) * self.config.batch_size]
+            parts = self._loss(self.train, self.train_targets, ids, self.generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(parts["loss"]).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + value.item()
+            bar.set_postfix(loss=f"{parts['loss'].item():.4f}")
+        return {f"train_{k}": v / self.steps_per_epoch for k, v in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Validation loss (fixed patch sample) and fidelity of fused vs CC-max text similarities."""
+        if self.val is None:
+            return {}
+        self.model.eval()
+        generator = torch.Generator().manual_seed(self.config.seed + 1)
+        sums, fused_all = {}, []
+        batches = range(0, len(self.val), self.config.batch_size)
+        for start in batches:
+            ids = torch.arange(start, min(start + self.config.batch_size, len(self.val)), device=self.device)
+            features, padding, levels = self.val.batch(ids)
+            with autocast(self.device):
+                fused = self.model(features, padding).float()
+            fused_all.append(fused)
+            parts = distillation_loss(fused, features, padding, levels, self.queries, self.val_targets[ids],
+                                      self.config.loss, generator)
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + float(value) * len(ids)
+        metrics = {f"val_{k}": v / len(self.val) for k, v in sums.items()}
+        quality = fidelity(torch.cat(fused_all) @ self.queries.T, self.val_targets)
+        return {**metrics, "val_corr": quality["corr"], "val_mae": quality["mae"]}
+
+    def state(self) -> dict:
+        return {"format": STATE_FORMAT, "epoch": self.epoch, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(), "best": self.best,
+                "stale_epochs": self.stale_epochs, "log": self.log, "run_config": self.run_config, "torch_rng": torch.get_rng_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        self.best, self.stale_epochs, self.log = state["best"], state["stale_epochs"], state["log"]
+        torch.set_rng_state(state["torch_rng"])
+
+    def run(self, state_path: Path, log_path: Path, progress: bool = True) -> dict:
+        """Train until the last epoch or early stopping; returns the final metrics (best weights loaded)."""
+        bar = tqdm(total=self.config.epochs, initial=self.epoch, desc="train", unit="epoch", disable=not progress)
+        with bar:
+            while self.epoch < self.config.epochs and not self.stopped:
+                started = time.time()
+                row = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
+                       **self.train_epoch(progress), **self.evaluate()}
+                self.epoch += 1
+                self._track_best(row)
+                row["seconds"] = round(time.time() - started, 3)
+                self.log.append(row)
+                write_csv(log_path, self.log)
+                if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs or self.stopped:
+                    save_state(state_path, self.state())
+                bar.update(1)
+                bar.set_postfix({k: f"{row[k]:.4f}" for k in ("train_loss", "val_loss", "val_corr") if k in row})
+        if self.best["state"] is not None:
+            self.model.load_state_dict(self.best["state"])
+        return {"epochs_run": self.epoch, "best_epoch": self.best["epoch"], "stopped_early": self.stopped,
+                **{k: v for k, v in self.log[-1].items() if k.startswith("train_")}, **self.evaluate()}
+
+    @property
+    def stopped(self) -> bool:
+        return self.val is not None and self.config.patience > 0 and self.stale_epochs >= self.config.patience
+
+    def _track_best(self, row: dict) -> None:
+        if self.val is None:
+            return
+        if row["val_loss"] < self.best["val_loss"]:
+            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best = {"val_loss": row["val_loss"], "epoch": self.epoch, "state": state}
+            self.stale_epochs = 0
+        else:
+            self.stale_epochs += 1
+
+
+def baseline_fidelity(bank: FeatureBank, queries: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Fidelity of the training-free single vectors: the whole image (patch 0) and the patch mean."""
+    whole = bank.features[:, 0].float()
+    mean = build_fusion("mean", whole.shape[-1])(bank.features.float(), bank.padding)
+    return {f"{name}_{k}": v for name, vectors in (("whole", whole), ("mean", mean))
+            for k, v in fidelity(vectors @ queries.T, targets).items()}
+
+
+def save_state(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: list[PatchFeatures] | None,
+                 text_queries: torch.Tensor, config: TrainConfig, out: Path, run_config: dict,
+                 device: torch.device, resume: bool = False, progress: bool = True) -> dict:
+    """Train `model`, write the checkpoint `out` (run_config + metrics embedded) beside its state
+    file (<out>.state.pt) and CSV log (<out>.log.csv); returns the metrics."""
+    out = Path(out)
+    state_path, log_path = out.with_name(out.name + ".state.pt"), out.with_name(out.name + ".log.csv")
+    torch.manual_seed(config.seed)
+    trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config)
+    if resume and (state := load_state(state_path)) is not None:
+        if state["run_config"] != trainer.run_config:
+            old, new = _flatten(state["run_config"]), _flatten(trainer.run_config)
+            changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+            raise ValueError(f"cannot resume {state_path}: the run differs in {', '.join(changed)}")
+        trainer.load_state(state)
+    metrics = trainer.run(state_path, log_path, progress)
+    if trainer.val is not None:
+        metrics.update(baseline_fidelity(trainer.val, trainer.queries, trainer.val_targets))
+    save_checkpoint(out, trainer.model, {**trainer.run_config, "metrics": metrics})
+    return metrics
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -1,0 +1,103 @@
+"""Every registered method passes one contract; cross-method identities pin down the shared plumbing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.commands import METHOD_NAMES
+from benchmark.context import BenchContext
+from benchmark.methods import create_method, method_names
+from clevr_ds.dataset import load_scenes
+from tests.benchmark_fixtures import TINY_BACKBONE, make_checkpoint, make_dataset, random_scenes
+
+COVER_K = 3
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("methods")
+    data = make_dataset(root / "data", random_scenes(6, seed=1))
+    checkpoint = make_checkpoint(root / "fusion.pt", k=COVER_K)
+    return data, checkpoint, root
+
+
+def context(setup, checkpoint=None, cache=True) -> BenchContext:
+    data, default_checkpoint, root = setup
+    return BenchContext(
+        root=data, scenes=load_scenes(data, "test"), backbone_name=TINY_BACKBONE, pretrained="none", cover_k=COVER_K,
+        checkpoint=checkpoint or default_checkpoint, cache_dir=root / "cache" if cache else None, progress=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ctx(setup):
+    return context(setup)
+
+
+def test_cli_lists_the_registry():
+    assert list(METHOD_NAMES) == method_names()
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_method_contract(setup, ctx, name):
+    method = create_method(name)
+    assert method.name == name and method.summary
+    json.dumps(method.settings(ctx))  # part of the run identity: must be JSON
+    encoded = method.encode(ctx)
+    index = encoded.index
+    n, dim = len(ctx.scenes), ctx.backbone().embed_dim
+    assert index.n_images == n and index.vectors.shape[1] == dim
+    assert bool((index.counts >= 1).all())
+    norms = index.vectors.float().norm(dim=1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=2e-3)
+    assert 1 <= index.vectors_per_image <= encoded.forward_passes_per_image
+    assert encoded.gflops_per_image > 0 and encoded.encode_images_per_s > 0
+    text = ctx.class_embeddings(["red cube", "blue sphere"], "plain", encoded.image_size)
+    scores = index.score(text)
+    assert scores.shape == (2, n) and bool((scores.abs() <= 1 + 1e-3).all())
+    again = create_method(name).encode(context(setup, cache=False)).index
+    torch.testing.assert_close(again.score(text), scores, atol=2e-3, rtol=0)  # seeded and reproducible
+
+
+def test_cover_features_are_extracted_once_for_three_methods(setup, monkeypatch):
+    import detailclip.features
+
+    calls = []
+    original = detailclip.features.extract_features
+    monkeypatch.setattr(detailclip.features, "extract_features", lambda *a, **kw: calls.append(kw["scheme"]) or original(*a, **kw))
+    fresh = context(setup)
+    for name in ("cc-mean", "cc-max", "detailclip"):
+        create_method(name).encode(fresh)
+    assert calls == ["cc"]
+
+
+def test_cc_max_is_the_max_over_patches_and_clip_is_patch_zero(ctx):
+    features = ctx.features("cc", COVER_K)
+    text = ctx.class_embeddings(["red cube", "gray cylinder", "cyan sphere"], "plain")
+    brute = torch.stack([(text @ torch.from_numpy(np.asarray(f.data, dtype=np.float32)).T).amax(1) for f in features], 1)
+    torch.testing.assert_close(create_method("cc-max").encode(ctx).index.score(text), brute)
+    clip = create_method("clip").encode(ctx).index.vectors.float()
+    patch0 = torch.stack([torch.from_numpy(np.asarray(f.data[0], dtype=np.float32)) for f in features])
+    torch.testing.assert_close(clip, patch0, atol=2e-3, rtol=0)
+
+
+def test_detailclip_with_mean_fusion_equals_cc_mean(setup):
+    ctx = context(setup, checkpoint=make_checkpoint(setup[2] / "mean.pt", size="mean", k=COVER_K))
+    fused = create_method("detailclip").encode(ctx)
+    torch.testing.assert_close(fused.index.vectors, create_method("cc-mean").encode(ctx).index.vectors, atol=1e-5, rtol=0)
+    assert fused.forward_passes_per_image == 14  # cc@3: 1 + 4 + 9 patches
+
+
+def test_costs_of_patch_schemes(ctx):
+    assert create_method("cc-max").encode(ctx).index.vectors_per_image == 14
+    assert create_method("grid-max").encode(ctx).index.vectors_per_image == 1 + COVER_K**2
+    assert create_method("s2").encode(ctx).forward_passes_per_image == 1 + 4 + 9
+    visible = [sum(o["visible"] for o in s["objects"]) for s in ctx.scenes]
+    assert create_method("oracle-crop").encode(ctx).index.counts.tolist() == [1 + v for v in visible]
+    hires = create_method("clip-hires")
+    assert hires.settings(ctx)["image_size"] == 2 * ctx.backbone().image_size
+    assert hires.encode(ctx).gflops_per_image > create_method("clip").encode(ctx).gflops_per_image

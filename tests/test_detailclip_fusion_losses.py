@@ -1,0 +1,117 @@
+"""Fusion models, distillation losses and a toy training run."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from detailclip.features import PatchFeatures
+from detailclip.fusion import build_fusion
+from detailclip.losses import (LossConfig, distillation_loss, fidelity, max_patch_similarity, patch_matching_loss,
+                               sample_per_level, text_matching_loss)
+from detailclip.train import Trainer, TrainConfig
+
+DIM = 32
+LEVELS = torch.tensor([0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+
+
+def _features(batch, patches=14, seed=0):
+    return F.normalize(torch.randn(batch, patches, DIM, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def test_small_size_matches_the_paper():
+    model = build_fusion("small", 512)
+    assert 43e6 < sum(p.numel() for p in model.parameters()) < 45e6  # ~44M params in method.md
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "base", "mean"])
+def test_fusion_is_normalised_and_ignores_padding(size):
+    model = build_fusion(size, DIM).eval()
+    features = _features(3)
+    padding = torch.zeros(3, 14, dtype=torch.bool)
+    padding[1, 9:] = True
+    fused = model(features, padding)
+    assert fused.shape == (3, DIM)
+    torch.testing.assert_close(fused.norm(dim=-1), torch.ones(3))
+    changed = features.clone()
+    changed[1, 9:] = 5.0
+    torch.testing.assert_close(model(changed, padding), fused)
+    torch.testing.assert_close(model(features[1:2, :9]), fused[1:2], atol=1e-5, rtol=0)
+
+
+def test_bad_fusion_options():
+    with pytest.raises(ValueError, match="unknown fusion size"):
+        build_fusion("huge", DIM)
+    with pytest.raises(ValueError, match="divisible"):
+        build_fusion("base", 36)
+
+
+def test_losses_are_zero_at_the_target():
+    features = _features(4)
+    queries = F.normalize(torch.randn(6, DIM, generator=torch.Generator().manual_seed(1)), dim=-1)
+    targets = max_patch_similarity(features, queries)
+    best = torch.einsum("bpd,qd->bqp", features, queries).argmax(-1)  # [B, Q]
+    # a fused vector equal to the best patch of a single query reproduces that query's target
+    fused = features[torch.arange(4), best[:, 0]]
+    assert float(text_matching_loss(fused, queries[:1], targets[:, :1])) == pytest.approx(0.0, abs=1e-10)
+    assert float(text_matching_loss(fused, queries, targets)) > 0
+    # one patch per image: nothing else matches it, so no defined target is left
+    assert float(patch_matching_loss(features[:, 0], features[:, :1])) == 0.0
+
+
+def test_patch_matching_excludes_self_similarity():
+    features = _features(2, patches=3)
+    fused = features[:, 0]
+    loss = patch_matching_loss(fused, features, scale=1.0)
+    queries = features.reshape(6, DIM)
+    sims = torch.einsum("bpd,qd->bqp", features, queries)
+    for q in range(6):
+        sims[q // 3, q, q % 3] = -1e4
+    expected = F.mse_loss(fused @ queries.T, sims.amax(-1))
+    torch.testing.assert_close(loss, expected)
+    assert float(patch_matching_loss(fused, features, kind="l1")) > 0
+
+
+def test_per_level_sample_takes_sqrt_count():
+    levels = LEVELS.expand(5, -1)
+    valid = torch.ones(5, 14, dtype=torch.bool)
+    valid[4, 10:] = False
+    chosen = sample_per_level(levels, valid, torch.Generator().manual_seed(0))
+    assert chosen.sum(1).tolist() == [6, 6, 6, 6, 5]  # 1 + 2 + 3 and 1 + 2 + round(sqrt(5))
+    assert not (chosen & ~valid).any()
+
+
+def test_fidelity():
+    target = torch.linspace(0, 1, 10)
+    assert fidelity(target, target) == pytest.approx({"corr": 1.0, "mae": 0.0}, abs=1e-6)
+    assert fidelity(2 * target + 1, target)["corr"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_loss_decreases_on_a_toy_set():
+    items = [PatchFeatures(f"toy{i}", f"h{i}", _features(1, seed=i)[0].numpy().astype(np.float16),
+                           LEVELS.numpy().astype(np.int16)) for i in range(24)]
+    queries = F.normalize(torch.randn(12, DIM, generator=torch.Generator().manual_seed(99)), dim=-1)
+    config = TrainConfig(epochs=12, batch_size=8, lr=1e-3, warmup=0.1, patience=0, seed=0,
+                         loss=LossConfig(patch_mode="sample"))
+    torch.manual_seed(0)
+    model = build_fusion("tiny", DIM, dropout=0.0)
+    trainer = Trainer(model, items[:20], items[20:], queries, config, torch.device("cpu"), {})
+    losses = []
+    for _ in range(config.epochs):
+        losses.append(trainer.train_epoch(progress=False)["train_loss"])
+        trainer.epoch += 1
+    assert losses[-1] < 0.7 * losses[0]
+    assert trainer.evaluate()["val_loss"] < losses[0]
+
+
+def test_loss_weights_select_the_parts():
+    features = _features(4)
+    queries = F.normalize(torch.randn(6, DIM, generator=torch.Generator().manual_seed(1)), dim=-1)
+    targets = max_patch_similarity(features, queries)
+    fused = features[:, 0]
+    levels = LEVELS.expand(4, -1)
+    text_only = distillation_loss(fused, features, None, levels, queries, targets, LossConfig(patch_weight=0.0))
+    assert set(text_only) == {"text", "loss"}
+    both = distillation_loss(fused, features, None, levels, queries, targets,
+                             LossConfig(text_weight=2.0, patch_weight=0.5, patch_mode="all"))
+    torch.testing.assert_close(both["loss"], 2.0 * both["text"] + 0.5 * both["patch"])

@@ -1,0 +1,132 @@
+"""The train and encode commands end to end (tiny random backbone), checkpoints and resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from clevr_ds.vocab import Vocabulary
+from detailclip.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from detailclip.commands import encode, train
+from detailclip.encode import encode_images_with_checkpoint
+from detailclip.fusion import build_fusion
+
+TINY = ["--backbone", "tiny-clip-vit-p8-32", "--pretrained", "none", "--size", "tiny", "--k", "4",
+        "--templates", "short", "--batch-size", "4", "--quiet"]
+
+
+def _image(rng, path, height=96, width=128):
+    array = np.full((height, width, 3), 120, dtype=np.uint8)
+    x, y = rng.integers(0, width - 12), rng.integers(0, height - 12)
+    array[y:y + 12, x:x + 12] = rng.integers(0, 256, 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return [int(x), int(y), 12, 12]
+
+
+@pytest.fixture
+def clevr_dir(tmp_path):
+    """A minimal CLEVR-DS folder: meta, scenes and images of a train and a val split."""
+    root = tmp_path / "clevr"
+    rng = np.random.default_rng(0)
+    vocabulary = Vocabulary.load().to_dict()
+    for split, count in (("train", 8), ("val", 3)):
+        (root / "meta").mkdir(parents=True, exist_ok=True)
+        (root / "meta" / f"{split}.json").write_text(json.dumps({"vocabulary": vocabulary}))
+        for i in range(count):
+            name = f"CLEVR-DS_{split}_{i:06d}.png"
+            bbox = _image(rng, root / "images" / split / name)
+            scene = {"split": split, "image_index": i, "image_filename": name, "width": 128, "height": 96,
+                     "objects": [{"class": "red cube", "bbox": bbox, "visible": True}]}
+            (root / "scenes" / split).mkdir(parents=True, exist_ok=True)
+            (root / "scenes" / split / f"{name[:-4]}.json").write_text(json.dumps(scene))
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        _image(rng, tmp_path / "plain" / f"sub{i % 2}" / f"{i}.png", height=80 + i, width=100)
+    (tmp_path / "classes.txt").write_text("red cube\nblue sphere\n")
+    return tmp_path / "plain", tmp_path / "classes.txt"
+
+
+def _run(command, args):
+    result = CliRunner().invoke(command, [str(a) for a in args], standalone_mode=False, catch_exceptions=True)
+    return result
+
+
+def test_train_on_clevr_ds_then_encode(clevr_dir, tmp_path):
+    out = tmp_path / "run" / "model.pt"
+    result = _run(train, ["--data", clevr_dir, "--epochs", "3", "--out", out, *TINY])
+    assert result.exception is None, result.output
+    model, config = load_checkpoint(out, device="cpu")
+    assert config["backbone"] == "tiny-clip-vit-p8-32" and config["untrained"] is True
+    assert (config["k"], config["scheme"], config["size"], config["fusion"]["dim"]) == (4, "cc", "tiny", 32)
+    assert config["data"]["split"] == "train" and config["val_data"]["split"] == "val"
+    assert len(config["classes"]) == 24 and config["num_queries"] == 24 * 7 and len(config["data_hash"]) == 64
+    assert -1 <= config["metrics"]["val_corr"] <= 1 and config["metrics"]["val_mae"] >= 0
+    log = (out.parent / "model.pt.log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,lr,train_") and len(log) == 4
+    assert list((out.parent / "feature_cache").glob("*/key.json"))
+
+    vectors_path = tmp_path / "vectors.npz"
+    result = _run(encode, ["--checkpoint", out, "--images", clevr_dir / "images" / "val", "--out", vectors_path,
+                           "--quiet"])
+    assert result.exception is None, result.output
+    saved = np.load(vectors_path)
+    assert saved["vectors"].shape == (3, 32) and bool(saved["untrained"])
+    assert saved["paths"].tolist() == [f"CLEVR-DS_val_{i:06d}.png" for i in range(3)]
+    np.testing.assert_allclose(np.linalg.norm(saved["vectors"], axis=1), 1.0, atol=1e-5)
+    direct, _ = encode_images_with_checkpoint(out, sorted((clevr_dir / "images" / "val").glob("*.png")),
+                                              device="cpu", progress=False)
+    np.testing.assert_allclose(saved["vectors"], direct.numpy(), atol=1e-5)
+
+
+def test_train_on_a_plain_folder_resumes(folder, tmp_path):
+    images, classes = folder
+    out = tmp_path / "m.pt"
+    args = ["--data", images, "--classes", classes, "--val-fraction", "0.34", "--checkpoint-every", "1", "--out", out,
+            *TINY]
+    assert _run(train, [*args, "--epochs", "2", "--patience", "0"]).exception is None
+    state_path = tmp_path / "m.pt.state.pt"
+    state = torch.load(state_path, weights_only=True)
+    assert state["epoch"] == 2
+    assert _run(train, [*args, "--epochs", "2", "--patience", "0", "--resume"]).exception is None
+    log = (tmp_path / "m.pt.log.csv").read_text().splitlines()
+    assert len(log) == 3  # resuming a finished run adds no epochs
+    different = _run(train, [*args, "--epochs", "2", "--patience", "0", "--lr", "0.1", "--resume"])
+    assert "train.lr" in str(different.exception)
+    _, config = load_checkpoint(out, device="cpu")
+    assert config["num_train_images"] == 4 and config["num_val_images"] == 2 and config["classes"] == ["red cube",
+                                                                                                     "blue sphere"]
+
+
+def test_bad_input_is_one_clear_line(folder, tmp_path):
+    images, classes = folder
+    no_classes = _run(train, ["--data", images, "--out", tmp_path / "x.pt", *TINY])
+    assert "--classes" in str(no_classes.exception)
+    unknown = _run(train, ["--data", images, "--classes", classes, "--out", tmp_path / "x.pt", *TINY[:-1],
+                           "--backbone", "nonexistent-net"])
+    assert "unknown open_clip architecture" in str(unknown.exception)
+    missing = _run(encode, ["--checkpoint", tmp_path / "none.pt", "--images", images, "--out", tmp_path / "v.npz"])
+    assert "no checkpoint file" in str(missing.exception)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "v.npz").exists()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = build_fusion("tiny", 32, dropout=0.0, norm_first=True).eval()
+    save_checkpoint(tmp_path / "c.pt", model, {"backbone": "b", "k": 10, "metrics": {"val_corr": 0.5}})
+    loaded, config = load_checkpoint(tmp_path / "c.pt", device="cpu")
+    assert config["k"] == 10 and config["fusion"]["norm_first"] is True and config["metrics"] == {"val_corr": 0.5}
+    features = torch.nn.functional.normalize(torch.randn(2, 7, 32), dim=-1)
+    torch.testing.assert_close(loaded(features), model(features))
+    assert not list(tmp_path.glob("*.tmp-*"))
