@@ -16,13 +16,17 @@ METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-ma
 def _cache_dir(option: Path | None, checkpoint: Path | None, out: Path) -> Path | None:
     if option is not None:
         return None if str(option).lower() == "none" else option
-    return (checkpoint.parent if checkpoint else out) / "feature_cache"
+    from detailclip.backbones import WEIGHTS_DIR
+
+    shipped = checkpoint is not None and checkpoint.resolve().parent == WEIGHTS_DIR.resolve()
+    return (checkpoint.parent if checkpoint and not shipped else out) / "feature_cache"
 
 
 @click.command()
-@click.option("--model", "models", multiple=True, required=True, metavar="NAME",
+@click.option("--model", "models", multiple=True, default=("all",), show_default=True, metavar="NAME",
               help=f"Method(s) to run, repeatable or comma-separated: {', '.join(METHOD_NAMES)}; baselines (all but detailclip) or all.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="DetailCLIP checkpoint from `python cli.py train`.")
+@click.option("--checkpoint", type=click.Path(path_type=Path),
+              help="DetailCLIP checkpoint from `python cli.py train` (default with the default backbone: the shipped one).")
 @click.option("--backbone", help="open_clip architecture (default: the checkpoint's, else detailclip's default).")
 @click.option("--pretrained", help="open_clip pretrained tag, checkpoint file, or none (random weights).")
 @click.option("--seed", type=int, help="Seed of random backbone weights (default: the checkpoint's, else 0).")
@@ -59,6 +63,10 @@ def bench(models, checkpoint, backbone, pretrained, seed, data, split, k, bucket
     unknown = [n for n in names if n not in method_names()]
     if unknown:
         raise click.ClickException(f"unknown model {unknown[0]!r} (known: {', '.join(method_names())}, baselines, all)")
+    if checkpoint is None and "detailclip" in names and backbone is None and pretrained is None:
+        from detailclip.backbones import DEFAULT_FUSION_CHECKPOINT
+
+        checkpoint = DEFAULT_FUSION_CHECKPOINT
     if checkpoint is not None and not checkpoint.is_file():
         raise click.ClickException(f"no checkpoint file {checkpoint}")
     try:

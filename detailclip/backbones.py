@@ -1,13 +1,15 @@
 """CLIP backbones: the one place that turns (architecture, pretrained) into a frozen encoder.
 
-`pretrained` is an open_clip pretrained tag (fetched through open_clip where a network exists),
-a local checkpoint path, or "none" (random weights from `seed`; such a backbone is `untrained`
-and everything made with it is marked so).
+`pretrained` is a built-in tag (weights shipped in detailclip/weights/, see BUILTIN_WEIGHTS), an
+open_clip pretrained tag (fetched through open_clip where a network exists), a local checkpoint
+path, or "none" (random weights from `seed`; such a backbone is `untrained` and everything made
+with it is marked so).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -19,9 +21,14 @@ import torch.nn.functional as F
 
 from .text import TemplateSpec, class_prompts
 
-DEFAULT_BACKBONE = "ViT-B-32"
-DEFAULT_PRETRAINED = "none"
+DEFAULT_BACKBONE = "CLEVR-DS-ViT-T-16"  # the reference backbone shipped in detailclip/weights/
+DEFAULT_PRETRAINED = "clevr-ds-v1"
 MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+# built-in tag -> (architecture, file in WEIGHTS_DIR): backbones trained by this project (offline)
+BUILTIN_WEIGHTS = {"clevr-ds-v1": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v1.safetensors")}
+# DetailCLIP fusion checkpoint trained on the default backbone (the default of `bench --model detailclip`)
+DEFAULT_FUSION_CHECKPOINT = WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-v1.pt"
 UNTRAINED = ("none", "", "random")
 
 
@@ -57,10 +64,35 @@ def is_untrained(pretrained: str | None) -> bool:
     return pretrained is None or str(pretrained).lower() in UNTRAINED
 
 
+def builtin_weights(tag: str, name: str | None = None) -> Path:
+    """The shipped weights file of a built-in tag (checked against architecture `name` if given)."""
+    architecture, filename = BUILTIN_WEIGHTS[tag]
+    if name is not None and name != architecture:
+        raise BackboneError(f"built-in weights {tag!r} are for {architecture}, not {name}")
+    path = WEIGHTS_DIR / filename
+    if not path.is_file():
+        raise BackboneError(f"built-in weights {tag!r} are missing: no file {path}")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
 def pretrained_id(pretrained: str | None) -> str:
-    """A stable identity of the weights: the tag, "none", or a local file's name + size + mtime."""
+    """A stable identity of the weights: "none", a built-in tag + content hash of its file, an
+    open_clip tag, or a local file's name + size + mtime."""
     if is_untrained(pretrained):
         return "none"
+    if pretrained in BUILTIN_WEIGHTS:
+        path = builtin_weights(pretrained)
+        stat = path.stat()
+        return f"{pretrained}-{_file_digest(path, stat.st_size, stat.st_mtime_ns)}"
     path = Path(pretrained)
     if path.is_file():
         stat = path.stat()
@@ -175,15 +207,20 @@ def load_backbone(
     device = torch.device(device) if device is not None else default_device()
     pretrained = "none" if is_untrained(pretrained) else str(pretrained)
     weights = None if pretrained == "none" else pretrained
-    if weights and not Path(weights).is_file():
+    if weights in BUILTIN_WEIGHTS:
+        weights = str(builtin_weights(weights, name))
+    elif weights and not Path(weights).is_file():
         tags = open_clip.list_pretrained_tags_by_model(name)
         if weights not in tags:
             raise BackboneError(f"{weights!r} is neither a file nor a pretrained tag of {name} "
                                 f"(tags: {', '.join(tags) or 'none'})")
     try:
-        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
+        with torch.random.fork_rng(devices=[]), quiet_open_clip():
             torch.manual_seed(seed)
-            model = open_clip.create_model(name, pretrained=weights, force_image_size=image_size)
+            local = weights is not None and Path(weights).is_file()
+            model = open_clip.create_model(name, pretrained=None if local else weights, force_image_size=image_size)
+            if local:
+                _load_weights_file(model, weights)
     except (RuntimeError, OSError, KeyError, ValueError) as e:
         raise BackboneError(f"cannot load {name} with pretrained {pretrained!r}: {e}") from None
     model = model.to(device).eval().requires_grad_(False)
@@ -191,8 +228,19 @@ def load_backbone(
                     device=device, seed=seed, batch_size=batch_size)
 
 
+def _load_weights_file(model: torch.nn.Module, path: str) -> None:
+    """Load a local checkpoint in float32 (fp16 files included), resizing position embeddings to
+    the model's input size (bicubic interpolation has no fp16 kernel on CPU)."""
+    from open_clip.factory import load_state_dict
+    from open_clip.model import resize_pos_embed
+
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
+    resize_pos_embed(state, model)
+    model.load_state_dict(state)
+
+
 @contextlib.contextmanager
-def _quiet_open_clip():
+def quiet_open_clip():
     """Silence open_clip's root-logger warning about random initialisation (we mark it ourselves)."""
     root = logging.getLogger()
     level = root.level

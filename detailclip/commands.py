@@ -1,4 +1,4 @@
-"""Click commands of the detailclip package: `train` and `encode` (heavy imports inside)."""
+"""Click commands of the detailclip package: `train`, `encode` and `train-backbone` (heavy imports inside)."""
 
 from __future__ import annotations
 
@@ -154,4 +154,60 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, quiet):
         click.echo("warning: the checkpoint's backbone has random weights: vectors are untrained", err=True)
 
 
-COMMANDS = [train, encode]
+@click.command("train-backbone")
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="CLEVR-DS folder")
+@click.option("--split", default="train", show_default=True, help="training split")
+@click.option("--val-split", default="val", show_default=True, help="validation split (zero-shot accuracy)")
+@click.option("--model", default="CLEVR-DS-ViT-T-16", show_default=True, help="open_clip architecture (random init)")
+@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=128, show_default=True, help="crops per step")
+@click.option("--images-per-batch", type=click.IntRange(1), default=8, show_default=True,
+              help="images the crops of one step are cut from")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(0), default=0.1, show_default=True)
+@click.option("--warmup", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="fraction of steps")
+@click.option("--grad-clip", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
+@click.option("--min-crop", type=click.FloatRange(0.01, 1), default=0.08, show_default=True,
+              help="smallest crop side / image side")
+@click.option("--whole-share", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="share of whole images among the crops")
+@click.option("--object-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="share of the other crops drawn around a random object (1.5-8x its box)")
+@click.option("--templates", default="openai80", show_default=True, help="caption wrappers and validation prompts")
+@click.option("--eval-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="torch device [default: cuda when present]")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help=".safetensors file to write; its .json sidecar, .state.pt and .log.csv go beside it")
+@click.option("--resume", is_flag=True, help="continue from <out>.state.pt")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def train_backbone(**opts):
+    """Train a compact CLIP backbone from scratch on CLEVR-DS crops and captions (fp16 safetensors)."""
+    import open_clip
+    import torch
+
+    from clevr_ds.dataset import DatasetError
+
+    from .backbone_training import BackboneTrainConfig, train_backbone as run
+    from .backbones import BackboneError, default_device, register_model_configs
+    from .images import ImageError
+
+    register_model_configs()
+    if opts["model"] not in open_clip.list_models():
+        raise click.BadParameter(f"unknown open_clip architecture {opts['model']!r}", param_hint="--model")
+    if opts["batch_size"] < opts["images_per_batch"]:
+        raise click.BadParameter("must not exceed --batch-size", param_hint="--images-per-batch")
+    keys = ("model", "steps", "batch_size", "images_per_batch", "lr", "weight_decay", "warmup", "grad_clip",
+            "min_crop", "whole_share", "object_share", "templates", "eval_every", "checkpoint_every", "seed")
+    config = BackboneTrainConfig(**{k: opts[k] for k in keys})
+    device = torch.device(opts["device"]) if opts["device"] else default_device()
+    try:
+        result = run(opts["data_dir"], opts["split"], opts["val_split"], config, opts["out"], device,
+                     resume=opts["resume"], progress=not opts["quiet"])
+    except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
+        raise _fail(e) from None
+    click.echo(f"wrote {opts['out']}: {config.model}, {result['steps']} steps, val_acc={result['val_acc']:.4f}, "
+               f"{result['train_seconds']:.0f} s training")
+
+
+COMMANDS = [train, encode, train_backbone]

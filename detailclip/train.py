@@ -242,7 +242,7 @@ def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: 
     trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config)
     if resume and (state := load_state(state_path)) is not None:
         if state["run_config"] != trainer.run_config:
-            old, new = _flatten(state["run_config"]), _flatten(trainer.run_config)
+            old, new = flatten(state["run_config"]), flatten(trainer.run_config)
             changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
             raise ValueError(f"cannot resume {state_path}: the run differs in {', '.join(changed)}")
         trainer.load_state(state)
@@ -253,11 +253,11 @@ def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: 
     return metrics
 
 
-def _flatten(config: dict, prefix: str = "") -> dict:
+def flatten(config: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in config.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

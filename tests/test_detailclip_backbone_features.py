@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone
+from detailclip.backbones import BackboneError, load_backbone
 from detailclip.features import extract_features
 from detailclip.text import resolve_templates
 
@@ -27,10 +27,6 @@ def image_paths(tmp_path):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
         paths.append(path)
     return paths
-
-
-def test_default_is_one_constant():
-    assert (DEFAULT_BACKBONE, DEFAULT_PRETRAINED) == ("ViT-B-32", "none")
 
 
 def test_random_backbone_is_seeded_and_marked_untrained(backbone):

@@ -1,0 +1,282 @@
+"""Training a compact CLIP backbone from scratch on CLEVR-DS renders (the offline reference backbone).
+
+Each step samples clean square crops (`clevr_ds.captions.sample_crops`: Complete Cover window
+sizes, a share of whole images) from a few training images, cuts them all with one
+`extract_patches` call, flips a random half horizontally (captions name no relations), captions
+them and trains an open_clip model from random (seeded) weights with a symmetric InfoNCE whose
+targets treat every pair with the same object key as positive. AdamW (no decay on gains, biases and
+the temperature), linear warm-up and cosine decay, gradient clipping, CLIP's learnable temperature
+(clamped at 100). Validation: zero-shot "<colour> <shape>" accuracy on single-object crops of the
+validation split. Resumable state file, CSV log and the final fp16 safetensors + JSON sidecar are
+written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from clevr_ds.atomic import atomic_path, write_json
+from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops, single_object_crops
+from clevr_ds.dataset import DatasetError, image_path, load_scenes, load_vocabulary, split_hash
+
+from .backbones import Backbone, autocast, quiet_open_clip, register_model_configs
+from .images import decode_image, read_bytes
+from .patches import extract_patches
+from .text import resolve_templates
+from .train import flatten, lr_factor, save_state, write_csv
+
+STATE_FORMAT = "detailclip-backbone-state/1"
+MAX_LOGIT_SCALE = math.log(100.0)
+
+
+@dataclass
+class BackboneTrainConfig:
+    model: str = "CLEVR-DS-ViT-T-16"
+    steps: int = 2000
+    batch_size: int = 128
+    images_per_batch: int = 8  # images the crops of one step come from
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: float = 0.05  # fraction of the steps
+    grad_clip: float = 1.0
+    min_crop: float = 0.08  # smallest crop side / image side
+    whole_share: float = 0.1  # share of whole images among the crops
+    object_share: float = 0.0  # share of the other crops drawn around an object (1.5-8x its box)
+    templates: str = "openai80"  # prompt templates: caption wrappers and validation class prompts
+    val_factor: float = 3.0  # validation crop side / object box side
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    seed: int = 0
+    min_pixels: float = 4.0  # visibility rule (clevr_ds.captions.VisibilityRule) at the model's input size
+    min_inside: float = 0.7
+    max_outside_cut: float = 0.1
+
+
+@dataclass
+class SplitImages:
+    """All images of a split as one uint8 tensor [N, 3, H, W] with their scenes."""
+
+    images: torch.Tensor
+    scenes: list[dict]
+
+    @classmethod
+    def load(cls, root: Path, split: str, progress: bool = False) -> "SplitImages":
+        scenes = load_scenes(root, split)
+        if not scenes:
+            raise DatasetError(f"split {split!r} of {root} has no finished scenes")
+        sizes = {(s["width"], s["height"]) for s in scenes}
+        if len(sizes) != 1:
+            raise DatasetError(f"split {split!r} of {root} mixes image sizes {sorted(sizes)}")
+        width, height = sizes.pop()
+        images = torch.empty((len(scenes), 3, height, width), dtype=torch.uint8)
+        for i, scene in enumerate(tqdm(scenes, desc=f"load {split}", disable=not progress, leave=False)):
+            path = image_path(root, scene)
+            image = decode_image(read_bytes(path), path)
+            if tuple(image.shape[1:]) != (height, width):
+                raise DatasetError(f"{path} is {image.shape[2]}x{image.shape[1]}, its scene says {width}x{height}")
+            images[i] = image
+        return cls(images, scenes)
+
+
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
+                     keys: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE with multi-positive soft targets: pairs with equal keys share the target mass."""
+    logits = logit_scale.exp() * F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).T
+    same = (keys[:, None] == keys[None, :]).float()
+    targets = same / same.sum(dim=1, keepdim=True)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def key_ids(keys: list[str]) -> torch.Tensor:
+    index: dict[str, int] = {}
+    return torch.tensor([index.setdefault(k, len(index)) for k in keys])
+
+
+class BackboneTrainer:
+    def __init__(self, train: SplitImages, val: SplitImages, classes: list[str], config: BackboneTrainConfig,
+                 device: torch.device, run_config: dict):
+        import open_clip
+
+        register_model_configs()
+        self.config, self.device, self.train, self.classes = config, device, train, classes
+        self.run_config = {**run_config, "train": asdict(config)}
+        with torch.random.fork_rng(devices=[]), quiet_open_clip():
+            torch.manual_seed(config.seed)
+            self.model = open_clip.create_model(config.model, pretrained=None).to(device)
+        self.tokenizer = open_clip.get_tokenizer(config.model)
+        self.backbone = Backbone(config.model, "training", self.model, self.tokenizer, device, config.seed)
+        self.rule = VisibilityRule(self.backbone.image_size, config.min_pixels, config.min_inside,
+                                   config.max_outside_cut)
+        self.templates = resolve_templates(config.templates)
+        self.val_patches, self.val_labels = self._validation_items(val)
+        groups: dict[bool, list] = {True: [], False: []}  # weight decay on matrices, not on embeddings/gains/biases
+        for name, param in self.model.named_parameters():
+            groups[param.ndim >= 2 and "embedding" not in name].append(param)
+        self.optimizer = torch.optim.AdamW([{"params": groups[True], "weight_decay": config.weight_decay},
+                                            {"params": groups[False], "weight_decay": 0.0}], lr=config.lr)
+        warmup_steps = max(1, round(config.warmup * config.steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, config.steps, warmup_steps))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+        self.rng = np.random.default_rng(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.elapsed = 0.0
+        self.log: list[dict] = []
+
+    def _validation_items(self, val: SplitImages) -> tuple[torch.Tensor, torch.Tensor]:
+        items = single_object_crops(val.scenes, self.rule, self.config.val_factor)
+        if not items:
+            raise DatasetError("the validation split has no single-object crops to classify")
+        boxes = [torch.tensor([box for pos, box, _ in items if pos == i], dtype=torch.float32).reshape(-1, 4)
+                 for i in range(len(val.scenes))]
+        patches = extract_patches(val.images, boxes, self.backbone.image_size, self.backbone.mean, self.backbone.std)
+        labels = torch.tensor([self.classes.index(name) for _, _, name in items])  # items are in image order
+        return patches, labels
+
+    def batch(self) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+        """(patches [B, 3, S, S] on device, captions, key ids [B]) of the next step."""
+        cfg, n = self.config, len(self.train.scenes)
+        ids = self.rng.choice(n, size=cfg.images_per_batch, replace=n < cfg.images_per_batch)
+        counts = np.full(cfg.images_per_batch, cfg.batch_size // cfg.images_per_batch)
+        counts[:cfg.batch_size % cfg.images_per_batch] += 1
+        boxes, captions, keys = [], [], []
+        for image_id, count in zip(ids, counts):
+            scene = self.train.scenes[image_id]
+            crops = sample_crops(self.rng, scene["objects"], scene["width"], scene["height"], int(count),
+                                 self.rule, cfg.min_crop, cfg.whole_share, object_share=cfg.object_share)
+            boxes.append(torch.tensor([box for box, _ in crops], dtype=torch.float32).reshape(-1, 4))
+            captions += [caption(objects, box, self.rng, self.templates) for box, objects in crops]
+            keys += [object_key(objects) for _, objects in crops]
+        images = self.train.images[torch.from_numpy(ids)].to(self.device)
+        patches = extract_patches(images, boxes, self.backbone.image_size, self.backbone.mean, self.backbone.std)
+        flip = (torch.rand(len(patches), generator=self.generator) < 0.5).to(self.device)
+        patches = torch.where(flip[:, None, None, None], patches.flip(-1), patches)
+        return patches, captions, key_ids(keys).to(self.device)
+
+    def train_step(self) -> dict:
+        self.model.train()
+        patches, captions, keys = self.batch()
+        tokens = self.tokenizer(captions).to(self.device)
+        with autocast(self.device):
+            image, text = self.model.encode_image(patches), self.model.encode_text(tokens)
+        loss = contrastive_loss(image.float(), text.float(), self.model.logit_scale, keys)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        self.step += 1
+        return {"loss": loss.item(), "logit_scale": self.model.logit_scale.exp().item()}
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Zero-shot accuracy on the validation single-object crops (template-averaged class prompts)."""
+        self.model.eval()
+        classes = self.backbone.class_embeddings(self.classes, self.config.templates)
+        predicted = (self.backbone.encode_images(self.val_patches) @ classes.T).argmax(dim=1).cpu()
+        return float((predicted == self.val_labels).float().mean())
+
+    def state(self) -> dict:
+        return {"format": STATE_FORMAT, "step": self.step, "elapsed": self.elapsed, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
+                "rng": json.dumps(self.rng.bit_generator.state), "log": self.log, "run_config": self.run_config}
+
+    def load_state(self, state: dict) -> None:
+        if state["run_config"] != self.run_config:
+            old, new = flatten(state["run_config"]), flatten(self.run_config)
+            changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+            raise ValueError(f"cannot resume: the run differs in {', '.join(changed)}")
+        self.step, self.elapsed, self.log = state["step"], state["elapsed"], state["log"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+
+    def run(self, state_path: Path, log_path: Path, progress: bool = True) -> dict:
+        """Train to the last step; one CSV row per eval_every steps; returns the final metrics."""
+        cfg = self.config
+        sums: dict[str, float] = {}
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train-backbone", unit="step", disable=not progress)
+        with bar:
+            while self.step < cfg.steps:
+                started = time.time()
+                for name, value in self.train_step().items():
+                    sums[name] = sums.get(name, 0.0) + value
+                self.elapsed += time.time() - started
+                bar.update(1)
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    count = (self.step - 1) % cfg.eval_every + 1
+                    row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0],
+                           **{k: v / count for k, v in sums.items()}, "val_acc": self.evaluate(),
+                           "train_seconds": round(self.elapsed, 1)}
+                    sums = {}
+                    self.log.append(row)
+                    write_csv(log_path, self.log)
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", val_acc=f"{row['val_acc']:.3f}")
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    save_state(state_path, self.state())
+        last = self.log[-1] if self.log else {}
+        return {"steps": self.step, "train_seconds": round(self.elapsed, 1), "val_acc": last.get("val_acc"),
+                "loss": last.get("loss"), "val_items": len(self.val_labels)}
+
+
+def load_state(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> None:
+    """The open_clip state dict as fp16 safetensors (loadable with open_clip.create_model(pretrained=path))."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "open_clip", "dtype": "float16"})
+
+
+def sidecar_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def train_backbone(root: Path, split: str, val_split: str, config: BackboneTrainConfig, out: Path,
+                   device: torch.device, resume: bool = False, progress: bool = True) -> dict:
+    """Train on `split`, validate on `val_split`; write `out` (fp16 safetensors), its JSON sidecar,
+    <out>.state.pt and <out>.log.csv; returns the sidecar's content."""
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"the output must be a .safetensors file, not {out.name}")
+    state_path, log_path = out.with_name(out.name + ".state.pt"), out.with_name(out.name + ".log.csv")
+    classes = load_vocabulary(root, val_split).classes
+    run_config = {"data": str(root), "split": split, "val_split": val_split,
+                  "data_hash": split_hash(root, split), "val_data_hash": split_hash(root, val_split)}
+    started = time.time()
+    trainer = BackboneTrainer(SplitImages.load(root, split, progress), SplitImages.load(root, val_split, progress),
+                              classes, config, device, run_config)
+    if resume and (state := load_state(state_path)) is not None:
+        trainer.load_state(state)
+    metrics = trainer.run(state_path, log_path, progress)
+    save_weights(out, trainer.model)
+    sidecar = {**trainer.run_config, "model": config.model, "device": device.type,
+               "num_train_images": len(trainer.train.scenes), "val_log": trainer.log, **metrics,
+               "wall_seconds_this_call": round(time.time() - started, 1)}
+    write_json(sidecar_path(out), sidecar, indent=1)
+    return sidecar
