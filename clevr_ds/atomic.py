@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Iterator
 
 TMP_MARK = ".tmp-"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give a new file (mkstemp makes them private)
 
 
 @contextmanager
@@ -17,7 +20,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`, else removed.
 
     The temporary name keeps the suffix of `path` so that writers that infer a format from the
-    extension (PIL, Blender, pandas) still work.
+    extension (PIL, Blender, pandas) still work. The result gets the usual permissions of a new
+    file (0666 less the umask), not mkstemp's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +30,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
