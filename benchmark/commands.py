@@ -13,13 +13,10 @@ from clevr_ds.dataset import DEFAULT_ROOT
 METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-max", "oracle-crop", "s2", "detailclip")
 
 
-def _cache_dir(option: Path | None, checkpoint: Path | None, out: Path) -> Path | None:
-    if option is not None:
-        return None if str(option).lower() == "none" else option
-    from detailclip.backbones import WEIGHTS_DIR
-
-    shipped = checkpoint is not None and checkpoint.resolve().parent == WEIGHTS_DIR.resolve()
-    return (checkpoint.parent if checkpoint and not shipped else out) / "feature_cache"
+def _cache_dir(option: Path | None, out: Path) -> Path | None:
+    if option is None:
+        return out / "feature_cache"
+    return None if str(option).lower() == "none" else option
 
 
 @click.command()
@@ -42,7 +39,7 @@ def _cache_dir(option: Path | None, checkpoint: Path | None, out: Path) -> Path 
 @click.option("--save-scores", is_flag=True, help="Also write the query x image scores with the labels (.scores.npz).")
 @click.option("--skip-existing", is_flag=True, help="Skip runs whose result file already exists.")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Patch-feature cache [default: the checkpoint's folder/feature_cache as `train` uses, else OUT/feature_cache]; none: no cache.")
+              help="Patch-feature cache [default: OUT/feature_cache]; none: no cache.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images cut and encoded together.")
 @click.option("--device", help="torch device (default: cuda when available).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -75,7 +72,7 @@ def bench(models, checkpoint, backbone, pretrained, seed, data, split, k, bucket
             checkpoint=checkpoint, k=k, buckets=parse_buckets(buckets) if buckets else None,
             min_visible_pixels=min_visible_pixels, templates=templates, cover_k=cover_k, out=out,
             save_scores=save_scores, skip_existing=skip_existing,
-            cache_dir=_cache_dir(cache_dir, checkpoint, out),
+            cache_dir=_cache_dir(cache_dir, out),
             batch_size=batch_size, device=device, progress=not quiet,
         )  # fmt: skip
         paths = run_bench(cfg, echo=lambda line: click.echo(line, err=True))

@@ -12,6 +12,8 @@ metallic, shiny; rubber, matte) and size word relative to the crop, in random or
 joiners and optional prompt templates; objects of one class are grouped ("two red cubes"). A crop
 with no object gets a floor caption. `object_key` is the order-free multiset of classes, the same for
 every wording: crops with equal keys are positives of each other in contrastive training.
+`swap_attribute` makes hard negatives: the same objects with one object's shape or colour changed,
+so that a caption of them differs from a true one in a single word.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from .vocab import class_name
 
 MATERIAL_WORDS = {"metal": ("metal", "metallic", "shiny"), "rubber": ("rubber", "matte")}
 SMALL_WORDS, LARGE_WORDS = ("small", "tiny", "little"), ("large", "big")
@@ -119,6 +123,19 @@ def caption(objects: Sequence[dict], crop: Sequence[float], rng: np.random.Gener
             text = text[2:]
         return template.format(text)
     return str(rng.choice(PREFIXES)) + text
+
+
+def swap_attribute(objects: Sequence[dict], rng: np.random.Generator, shapes: Sequence[str],
+                   colors: Sequence[str], p_shape: float = 0.5) -> list[dict]:
+    """A copy of `objects` (not empty) in which one random object has another shape (with
+    probability p_shape) or another colour of the vocabulary, its class renamed to match."""
+    swapped = [dict(obj) for obj in objects]
+    obj = swapped[int(rng.integers(len(swapped)))]
+    attribute, values = ("shape", shapes) if rng.random() < p_shape else ("color", colors)
+    others = [v for v in values if v != obj[attribute]]
+    obj[attribute] = str(others[int(rng.integers(len(others)))])
+    obj["class"] = class_name(obj["color"], obj["shape"])
+    return swapped
 
 
 def object_crop(bbox: Sequence[float], width: int, height: int, factor: float) -> list[float]:

@@ -3,12 +3,24 @@
 Each step samples clean square crops (`clevr_ds.captions.sample_crops`: Complete Cover window
 sizes, a share of whole images) from a few training images, cuts them all with one
 `extract_patches` call, flips a random half horizontally (captions name no relations), captions
-them and trains an open_clip model from random (seeded) weights with a symmetric InfoNCE whose
-targets treat every pair with the same object key as positive. AdamW (no decay on gains, biases and
-the temperature), linear warm-up and cosine decay, gradient clipping, CLIP's learnable temperature
-(clamped at 100). Validation: zero-shot "<colour> <shape>" accuracy on single-object crops of the
-validation split. Resumable state file, CSV log and the final fp16 safetensors + JSON sidecar are
-written atomically.
+them and trains an open_clip model from random (seeded) weights. Loss terms, all InfoNCE with
+multi-positive soft targets (pairs whose object sets are equal share the target mass):
+
+- captions, both directions; each crop with objects also gets `hard_negatives` captions of the
+  same objects with one shape or colour swapped (`clevr_ds.captions.swap_attribute`), extra texts
+  it must rank below its own caption (without them colour alone separates most crops of a batch);
+- `class_weight`: each crop with objects against the vocabulary's class prompts (one random
+  template per class and step), the classes present sharing the target (UniCL-style);
+- `class_vector_weight`: the same against learned class vectors that only training uses. At
+  random initialisation the text tower maps "a red cube" and "a red sphere" to nearly the same
+  point and the image features carry little shape, so neither tower gives the other a shape
+  gradient and caption training stalls on colour; targets that differ per class from the first
+  step give the image tower shape, and the text tower follows.
+
+AdamW (no decay on gains, biases, embeddings and the temperature), linear warm-up and cosine decay,
+gradient clipping, CLIP's learnable temperature (clamped at 100). Validation: zero-shot
+"<colour> <shape>" accuracy on single-object crops of the validation split. Resumable state file,
+CSV log and the final fp16 safetensors + JSON sidecar are written atomically.
 """
 
 from __future__ import annotations
@@ -25,8 +37,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from clevr_ds.atomic import atomic_path, write_json
-from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops, single_object_crops
+from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops, single_object_crops, swap_attribute
 from clevr_ds.dataset import DatasetError, image_path, load_scenes, load_vocabulary, split_hash
+from clevr_ds.vocab import Vocabulary
 
 from .backbones import Backbone, autocast, quiet_open_clip, register_model_configs
 from .images import decode_image, read_bytes
@@ -51,6 +64,10 @@ class BackboneTrainConfig:
     min_crop: float = 0.08  # smallest crop side / image side
     whole_share: float = 0.1  # share of whole images among the crops
     object_share: float = 0.0  # share of the other crops drawn around an object (1.5-8x its box)
+    hard_negatives: int = 0  # captions with one attribute swapped, per crop with objects
+    shape_swap_share: float = 0.5  # share of hard negatives that swap a shape (the rest swap a colour)
+    class_weight: float = 0.0  # weight of the class-prompt term
+    class_vector_weight: float = 0.0  # weight of the learned-class-vector term
     templates: str = "openai80"  # prompt templates: caption wrappers and validation class prompts
     val_factor: float = 3.0  # validation crop side / object box side
     eval_every: int = 100
@@ -87,13 +104,35 @@ class SplitImages:
         return cls(images, scenes)
 
 
-def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
-                     keys: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE with multi-positive soft targets: pairs with equal keys share the target mass."""
-    logits = logit_scale.exp() * F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).T
-    same = (keys[:, None] == keys[None, :]).float()
-    targets = same / same.sum(dim=1, keepdim=True)
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+def multi_positive_ce(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each row of logits against the uniform distribution over its positives (0/1)."""
+    positive = positive.float()
+    return F.cross_entropy(logits, positive / positive.sum(dim=1, keepdim=True))
+
+
+def scaled_cosines(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    return logit_scale.exp() * F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
+
+
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, image_keys: torch.Tensor,
+                     text_keys: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE with multi-positive soft targets over B images and T >= B texts, the first
+    B paired with the images: pairs with equal keys share the target mass. Texts past the first B
+    (hard negatives, keys `text_keys[B:]`) compete only in the image-to-text direction."""
+    text_keys = image_keys if text_keys is None else text_keys
+    logits = scaled_cosines(image, text, logit_scale)
+    same = image_keys[:, None] == text_keys[None, :]
+    return (multi_positive_ce(logits, same) + multi_positive_ce(logits[:, :len(image)].T, same[:, :len(image)].T)) / 2
+
+
+def class_prompt_loss(image: torch.Tensor, prompts: torch.Tensor, logit_scale: torch.Tensor,
+                      present: torch.Tensor) -> torch.Tensor:
+    """Image-to-class-prompt InfoNCE: the classes present in a crop (`present` [B, C], 0/1) share
+    its target; crops without objects are left out (zero when none has any)."""
+    rows = present.any(dim=1)
+    if not rows.any():
+        return image.sum() * 0
+    return multi_positive_ce(scaled_cosines(image[rows], prompts, logit_scale), present[rows])
 
 
 def key_ids(keys: list[str]) -> torch.Tensor:
@@ -102,12 +141,13 @@ def key_ids(keys: list[str]) -> torch.Tensor:
 
 
 class BackboneTrainer:
-    def __init__(self, train: SplitImages, val: SplitImages, classes: list[str], config: BackboneTrainConfig,
+    def __init__(self, train: SplitImages, val: SplitImages, vocabulary: Vocabulary, config: BackboneTrainConfig,
                  device: torch.device, run_config: dict):
         import open_clip
 
         register_model_configs()
-        self.config, self.device, self.train, self.classes = config, device, train, classes
+        self.config, self.device, self.train, self.vocabulary = config, device, train, vocabulary
+        self.classes = vocabulary.classes
         self.run_config = {**run_config, "train": asdict(config)}
         with torch.random.fork_rng(devices=[]), quiet_open_clip():
             torch.manual_seed(config.seed)
@@ -118,7 +158,10 @@ class BackboneTrainer:
                                    config.max_outside_cut)
         self.templates = resolve_templates(config.templates)
         self.val_patches, self.val_labels = self._validation_items(val)
-        groups: dict[bool, list] = {True: [], False: []}  # weight decay on matrices, not on embeddings/gains/biases
+        generator = torch.Generator().manual_seed(config.seed)
+        width = self.backbone.embed_dim
+        self.class_vectors = torch.nn.Parameter(torch.randn(len(self.classes), width, generator=generator).to(device))
+        groups: dict[bool, list] = {True: [], False: [self.class_vectors]}  # no decay on embeddings/gains/biases
         for name, param in self.model.named_parameters():
             groups[param.ndim >= 2 and "embedding" not in name].append(param)
         self.optimizer = torch.optim.AdamW([{"params": groups[True], "weight_decay": config.weight_decay},
@@ -143,13 +186,16 @@ class BackboneTrainer:
         labels = torch.tensor([self.classes.index(name) for _, _, name in items])  # items are in image order
         return patches, labels
 
-    def batch(self) -> tuple[torch.Tensor, list[str], torch.Tensor]:
-        """(patches [B, 3, S, S] on device, captions, key ids [B]) of the next step."""
+    def batch(self) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
+        """(patches [B, 3, S, S], captions [B + hard negatives], key ids of the captions, classes
+        present [B, C]) of the next step, tensors on the device; the first B captions describe the
+        patches."""
         cfg, n = self.config, len(self.train.scenes)
         ids = self.rng.choice(n, size=cfg.images_per_batch, replace=n < cfg.images_per_batch)
         counts = np.full(cfg.images_per_batch, cfg.batch_size // cfg.images_per_batch)
         counts[:cfg.batch_size % cfg.images_per_batch] += 1
-        boxes, captions, keys = [], [], []
+        shapes, colors = list(self.vocabulary.shapes), list(self.vocabulary.colors)
+        boxes, captions, keys, negatives, present = [], [], [], [], []
         for image_id, count in zip(ids, counts):
             scene = self.train.scenes[image_id]
             crops = sample_crops(self.rng, scene["objects"], scene["width"], scene["height"], int(count),
@@ -157,19 +203,31 @@ class BackboneTrainer:
             boxes.append(torch.tensor([box for box, _ in crops], dtype=torch.float32).reshape(-1, 4))
             captions += [caption(objects, box, self.rng, self.templates) for box, objects in crops]
             keys += [object_key(objects) for _, objects in crops]
+            present += [[name in {obj["class"] for obj in objects} for name in self.classes] for _, objects in crops]
+            negatives += [(box, swap_attribute(objects, self.rng, shapes, colors, cfg.shape_swap_share))
+                          for box, objects in crops if objects for _ in range(cfg.hard_negatives)]
         images = self.train.images[torch.from_numpy(ids)].to(self.device)
         patches = extract_patches(images, boxes, self.backbone.image_size, self.backbone.mean, self.backbone.std)
         flip = (torch.rand(len(patches), generator=self.generator) < 0.5).to(self.device)
         patches = torch.where(flip[:, None, None, None], patches.flip(-1), patches)
-        return patches, captions, key_ids(keys).to(self.device)
+        captions += [caption(objects, box, self.rng, self.templates) for box, objects in negatives]
+        keys += [object_key(objects) for _, objects in negatives]
+        return patches, captions, key_ids(keys).to(self.device), torch.tensor(present, device=self.device)
 
     def train_step(self) -> dict:
         self.model.train()
-        patches, captions, keys = self.batch()
-        tokens = self.tokenizer(captions).to(self.device)
+        patches, captions, keys, present = self.batch()
+        prompts = [str(self.templates[int(self.rng.integers(len(self.templates)))]).format(name)
+                   for name in self.classes] if self.config.class_weight else []
+        tokens = self.tokenizer(captions + prompts).to(self.device)
         with autocast(self.device):
-            image, text = self.model.encode_image(patches), self.model.encode_text(tokens)
-        loss = contrastive_loss(image.float(), text.float(), self.model.logit_scale, keys)
+            image, text = self.model.encode_image(patches), self.model.encode_text(tokens).float()
+        image, scale = image.float(), self.model.logit_scale
+        text, prompt = text[:len(captions)], text[len(captions):]
+        caption_loss = contrastive_loss(image, text, scale, keys[:len(patches)], keys)
+        class_loss = class_prompt_loss(image, prompt, scale, present) if prompts else torch.zeros(())
+        vector_loss = class_prompt_loss(image, self.class_vectors, scale, present)
+        loss = caption_loss + self.config.class_weight * class_loss + self.config.class_vector_weight * vector_loss
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -180,7 +238,9 @@ class BackboneTrainer:
         with torch.no_grad():
             self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         self.step += 1
-        return {"loss": loss.item(), "logit_scale": self.model.logit_scale.exp().item()}
+        return {"loss": loss.item(), "caption_loss": caption_loss.item(), "class_loss": class_loss.item(),
+                "class_vector_loss": vector_loss.item(),
+                "logit_scale": self.model.logit_scale.exp().item()}
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -192,6 +252,7 @@ class BackboneTrainer:
 
     def state(self) -> dict:
         return {"format": STATE_FORMAT, "step": self.step, "elapsed": self.elapsed, "model": self.model.state_dict(),
+                "class_vectors": self.class_vectors.detach(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
                 "rng": json.dumps(self.rng.bit_generator.state), "log": self.log, "run_config": self.run_config}
@@ -203,6 +264,7 @@ class BackboneTrainer:
             raise ValueError(f"cannot resume: the run differs in {', '.join(changed)}")
         self.step, self.elapsed, self.log = state["step"], state["elapsed"], state["log"]
         self.model.load_state_dict(state["model"])
+        self.class_vectors.data.copy_(state["class_vectors"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -265,12 +327,12 @@ def train_backbone(root: Path, split: str, val_split: str, config: BackboneTrain
     if out.suffix != ".safetensors":
         raise ValueError(f"the output must be a .safetensors file, not {out.name}")
     state_path, log_path = out.with_name(out.name + ".state.pt"), out.with_name(out.name + ".log.csv")
-    classes = load_vocabulary(root, val_split).classes
+    vocabulary = load_vocabulary(root, val_split)
     run_config = {"data": str(root), "split": split, "val_split": val_split,
                   "data_hash": split_hash(root, split), "val_data_hash": split_hash(root, val_split)}
     started = time.time()
     trainer = BackboneTrainer(SplitImages.load(root, split, progress), SplitImages.load(root, val_split, progress),
-                              classes, config, device, run_config)
+                              vocabulary, config, device, run_config)
     if resume and (state := load_state(state_path)) is not None:
         trainer.load_state(state)
     metrics = trainer.run(state_path, log_path, progress)

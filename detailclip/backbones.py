@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from .text import TemplateSpec, class_prompts
 
 DEFAULT_BACKBONE = "CLEVR-DS-ViT-T-16"  # the reference backbone shipped in detailclip/weights/
-DEFAULT_PRETRAINED = "clevr-ds-v1"
+DEFAULT_PRETRAINED = "clevr-ds-v2"
 MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 # built-in tag -> (architecture, file in WEIGHTS_DIR): backbones trained by this project (offline)
-BUILTIN_WEIGHTS = {"clevr-ds-v1": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v1.safetensors")}
+BUILTIN_WEIGHTS = {"clevr-ds-v2": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v2.safetensors")}
 # DetailCLIP fusion checkpoint trained on the default backbone (the default of `bench --model detailclip`)
-DEFAULT_FUSION_CHECKPOINT = WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-v1.pt"
+DEFAULT_FUSION_CHECKPOINT = WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-v2.pt"
 UNTRAINED = ("none", "", "random")
 
 
@@ -85,20 +85,16 @@ def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
 
 
 def pretrained_id(pretrained: str | None) -> str:
-    """A stable identity of the weights: "none", a built-in tag + content hash of its file, an
-    open_clip tag, or a local file's name + size + mtime."""
+    """A stable identity of the weights: "none", an open_clip tag, or for a built-in tag or a local
+    file its name + a hash of the file's content (the same in every clone and copy)."""
     if is_untrained(pretrained):
         return "none"
-    if pretrained in BUILTIN_WEIGHTS:
-        path = builtin_weights(pretrained)
-        stat = path.stat()
-        return f"{pretrained}-{_file_digest(path, stat.st_size, stat.st_mtime_ns)}"
-    path = Path(pretrained)
-    if path.is_file():
-        stat = path.stat()
-        digest = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-        return f"{path.stem}-{digest}"
-    return str(pretrained)
+    path = builtin_weights(pretrained) if pretrained in BUILTIN_WEIGHTS else Path(pretrained)
+    if not path.is_file():
+        return str(pretrained)
+    stat = path.stat()
+    name = pretrained if pretrained in BUILTIN_WEIGHTS else path.stem
+    return f"{name}-{_file_digest(path.resolve(), stat.st_size, stat.st_mtime_ns)}"
 
 
 @dataclass

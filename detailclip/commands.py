@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -173,6 +174,16 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, quiet):
               help="share of whole images among the crops")
 @click.option("--object-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="share of the other crops drawn around a random object (1.5-8x its box)")
+@click.option("--min-pixels", type=click.FloatRange(0), default=4.0, show_default=True,
+              help="smallest object side (px at the model's input) that a caption mentions")
+@click.option("--hard-negatives", type=click.IntRange(0), default=0, show_default=True,
+              help="captions per crop with one shape or colour swapped, as extra negatives")
+@click.option("--shape-swap-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="share of hard negatives that swap a shape rather than a colour")
+@click.option("--class-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="weight of the class-prompt term (0: captions only)")
+@click.option("--class-vector-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="weight of the learned-class-vector term (a classifier used only in training)")
 @click.option("--templates", default="openai80", show_default=True, help="caption wrappers and validation prompts")
 @click.option("--eval-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
@@ -197,9 +208,7 @@ def train_backbone(**opts):
         raise click.BadParameter(f"unknown open_clip architecture {opts['model']!r}", param_hint="--model")
     if opts["batch_size"] < opts["images_per_batch"]:
         raise click.BadParameter("must not exceed --batch-size", param_hint="--images-per-batch")
-    keys = ("model", "steps", "batch_size", "images_per_batch", "lr", "weight_decay", "warmup", "grad_clip",
-            "min_crop", "whole_share", "object_share", "templates", "eval_every", "checkpoint_every", "seed")
-    config = BackboneTrainConfig(**{k: opts[k] for k in keys})
+    config = BackboneTrainConfig(**{f.name: opts[f.name] for f in fields(BackboneTrainConfig) if f.name in opts})
     device = torch.device(opts["device"]) if opts["device"] else default_device()
     try:
         result = run(opts["data_dir"], opts["split"], opts["val_split"], config, opts["out"], device,

@@ -15,6 +15,7 @@ from clevr_ds.captions import (
     plural,
     sample_crops,
     single_object_crops,
+    swap_attribute,
 )
 
 RULE = VisibilityRule(input_size=100, min_pixels=4, min_inside=0.7, max_outside_cut=0.1)
@@ -127,3 +128,25 @@ def test_object_windows_frame_an_object():
         assert framed and all(o["visible"] for o in inside)
         assert 0 <= box[0] and 0 <= box[1] and box[2] <= 400 and box[3] <= 400
     assert {o["class"] for _, inside in crops for o in inside} == {"red cube", "blue sphere"}
+
+
+def test_swap_attribute_changes_one_shape_or_colour():
+    objects = [obj("red", "cube", [0, 0, 10, 10]), obj("blue", "sphere", [20, 0, 10, 10], material="metal")]
+    shapes, colors = ["cube", "sphere", "cylinder"], ["red", "blue", "green"]
+    kinds = set()
+    for seed in range(40):
+        swapped = swap_attribute(objects, np.random.default_rng(seed), shapes, colors, p_shape=0.5)
+        changed = [(a, b) for a, b in zip(objects, swapped) if a != b]
+        assert len(changed) == 1 and len(swapped) == 2
+        before, after = changed[0]
+        diff = {k for k in before if before[k] != after[k]} - {"class"}
+        assert len(diff) == 1 and diff <= {"shape", "color"}
+        assert after["class"] == f"{after['color']} {after['shape']}" and after["class"] != before["class"]
+        assert after["shape"] in shapes and after["color"] in colors
+        assert object_key(swapped) != object_key(objects)
+        kinds |= diff
+    assert kinds == {"shape", "color"}
+    assert objects[0]["class"] == "red cube" and objects[1]["class"] == "blue sphere"  # inputs untouched
+    only_shapes = {swap_attribute(objects, np.random.default_rng(s), shapes, colors, p_shape=1.0)[0]["color"]
+                   for s in range(20)}
+    assert only_shapes == {"red"}

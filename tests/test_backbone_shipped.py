@@ -12,6 +12,7 @@ from clevr_ds.dataset import load_scenes, load_vocabulary
 from detailclip.backbones import (
     BUILTIN_WEIGHTS,
     DEFAULT_BACKBONE,
+    DEFAULT_FUSION_CHECKPOINT,
     DEFAULT_PRETRAINED,
     BackboneError,
     builtin_weights,
@@ -25,7 +26,7 @@ from detailclip.features import extract_features
 from detailclip.losses import fidelity, max_patch_similarity
 from detailclip.patches import extract_patches
 
-SHIPPED_FUSION = builtin_weights(DEFAULT_PRETRAINED).with_name("detailclip-tiny-cc10-clevr-ds-v1.pt")
+SHIPPED_FUSION = DEFAULT_FUSION_CHECKPOINT
 
 
 @pytest.fixture(scope="module")
@@ -35,31 +36,35 @@ def shipped():
 
 def test_default_backbone_is_the_shipped_one(shipped):
     assert (shipped.name, shipped.pretrained) == (DEFAULT_BACKBONE, DEFAULT_PRETRAINED) == ("CLEVR-DS-ViT-T-16",
-                                                                                               "clevr-ds-v1")
+                                                                                               "clevr-ds-v2")
     assert not shipped.untrained and shipped.image_size == 112 and shipped.embed_dim == 128
-    path = builtin_weights("clevr-ds-v1", "CLEVR-DS-ViT-T-16")
+    path = builtin_weights("clevr-ds-v2", "CLEVR-DS-ViT-T-16")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    assert shipped.identity["pretrained"] == pretrained_id("clevr-ds-v1") == f"clevr-ds-v1-{digest}"
+    assert shipped.identity["pretrained"] == pretrained_id("clevr-ds-v2") == f"clevr-ds-v2-{digest}"
     total = sum(p.stat().st_size for p in (path, SHIPPED_FUSION))
     assert path.stat().st_size <= 20e6 and total <= 40e6
     with pytest.raises(BackboneError, match="are for CLEVR-DS-ViT-T-16"):
-        load_backbone("ViT-B-32", "clevr-ds-v1", device="cpu")
-    assert set(BUILTIN_WEIGHTS) == {"clevr-ds-v1"}
+        load_backbone("ViT-B-32", "clevr-ds-v2", device="cpu")
+    assert set(BUILTIN_WEIGHTS) == {"clevr-ds-v2"}
 
 
 def test_shipped_backbone_names_rendered_objects(shipped, tiny_dataset):
-    """Zero-shot "<colour> <shape>" on single-object crops of freshly rendered scenes (never trained on)."""
+    """Zero-shot "<colour> <shape>" on single-object crops of freshly rendered 128 px scenes (never
+    trained on, and smaller and noisier than the training renders): when shipped, 8 of the 10 crops
+    were named exactly and all 10 got their colour right; the two misses named another shape."""
     data = SplitImages.load(tiny_dataset, "val")
     classes = load_vocabulary(tiny_dataset, "val").classes
     items = single_object_crops(data.scenes, VisibilityRule(shipped.image_size), factor=2.0)
     boxes = [torch.tensor([box for pos, box, _ in items if pos == i]).reshape(-1, 4) for i in range(len(data.scenes))]
     crops = extract_patches(data.images, boxes, shipped.image_size, shipped.mean, shipped.std)
     features = shipped.encode_images(crops)
-    similarity = features @ shipped.class_embeddings(classes).T
-    labels = torch.tensor([classes.index(name) for _, _, name in items])
-    assert len(items) >= 4
-    own = similarity[torch.arange(len(items)), labels]
+    predicted = [classes[i] for i in (features @ shipped.class_embeddings(classes).T).argmax(dim=1).tolist()]
+    truth = [name for _, _, name in items]
+    assert len(items) == 10
+    assert all(p.split()[0] == t.split()[0] for p, t in zip(predicted, truth))
+    assert sum(p == t for p, t in zip(predicted, truth)) >= 7
     floor = features @ shipped.encode_text(["an empty gray floor"]).T
+    own = (features * shipped.class_embeddings(truth)).sum(dim=1)
     assert (own > floor[:, 0]).all()
 
 

@@ -14,6 +14,7 @@ from detailclip.backbone_training import (
     BackboneTrainConfig,
     BackboneTrainer,
     SplitImages,
+    class_prompt_loss,
     contrastive_loss,
     load_state,
     save_state,
@@ -23,7 +24,8 @@ from tests.conftest import run_cli
 
 TINY = "tiny-clip-vit-p8-32"
 TINY_ARGS = ["--split", "val", "--val-split", "val", "--model", TINY, "--steps", "4", "--batch-size", "8",
-             "--images-per-batch", "4", "--eval-every", "2", "--checkpoint-every", "2", "--quiet"]
+             "--images-per-batch", "4", "--eval-every", "2", "--checkpoint-every", "2", "--hard-negatives", "1",
+             "--class-weight", "1", "--class-vector-weight", "1", "--quiet"]
 
 
 def test_contrastive_loss_targets():
@@ -41,6 +43,39 @@ def test_contrastive_loss_targets():
     assert torch.allclose(contrastive_loss(embeddings, swapped, scale, shared),
                           contrastive_loss(embeddings, embeddings, scale, shared))
     assert contrastive_loss(embeddings, swapped, scale, shared) < contrastive_loss(embeddings, swapped, scale, distinct)
+
+def test_hard_negatives_compete_only_for_images():
+    torch.manual_seed(0)
+    image, text = torch.randn(4, 8), torch.randn(4, 8)
+    scale = torch.tensor(1.0)
+    keys = torch.arange(4)
+    plain = contrastive_loss(image, text, scale, keys)
+    # a negative text far from every image barely matters; one equal to an image's own caption
+    # (another key) costs that image a share of its target mass
+    far = torch.cat([text, -image.sum(0, keepdim=True) * 10])
+    assert torch.allclose(contrastive_loss(image, far, scale, keys, torch.arange(5)), plain, atol=0.05)
+    close = torch.cat([text, text[:1]])
+    assert contrastive_loss(image, close, scale, keys, torch.arange(5)) > plain + 0.05
+    # an extra text matching image 0: costly as a negative, not when it carries image 0's key
+    matching = torch.cat([text, image[:1]])
+    as_negative = contrastive_loss(image, matching, scale, keys, torch.arange(5))
+    as_positive = contrastive_loss(image, matching, scale, keys, torch.tensor([0, 1, 2, 3, 0]))
+    assert plain < as_negative and as_positive < as_negative
+
+
+def test_class_prompt_loss_shares_the_target_between_present_classes():
+    prompts = torch.eye(3, 4)
+    scale = torch.tensor(3.0)
+    present = torch.tensor([[True, False, False], [True, True, False], [False, False, False]])
+    image = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0], [0, 0, 1.0, 0]])
+    logits = scale.exp() * F.normalize(image[:2], dim=-1) @ prompts.T
+    expected = F.cross_entropy(logits, torch.tensor([[1.0, 0, 0], [0.5, 0.5, 0]]))
+    assert torch.allclose(class_prompt_loss(image, prompts, scale, present), expected)  # crop 2 (empty) left out
+    wrong = torch.tensor([[0, 0, 1.0, 0], [0, 0, 1.0, 0], [0, 0, 1.0, 0]])
+    assert class_prompt_loss(wrong, prompts, scale, present) > class_prompt_loss(image, prompts, scale, present)
+    empty = class_prompt_loss(image, prompts, scale, torch.zeros(3, 3, dtype=torch.bool))
+    assert empty.item() == 0
+
 
 def test_train_backbone_cli_writes_open_clip_weights(tiny_dataset, tmp_path):
     import open_clip
@@ -91,11 +126,12 @@ def test_train_backbone_bad_input(tiny_dataset, tmp_path, capsys, args, message)
 
 def test_resume_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
     data = SplitImages.load(tiny_dataset, "val")
-    classes = load_vocabulary(tiny_dataset, "val").classes
-    config = BackboneTrainConfig(model=TINY, steps=4, batch_size=8, images_per_batch=4)
+    vocabulary = load_vocabulary(tiny_dataset, "val")
+    config = BackboneTrainConfig(model=TINY, steps=4, batch_size=8, images_per_batch=4, hard_negatives=1,
+                                 class_weight=1.0, class_vector_weight=1.0)
 
     def trainer():
-        return BackboneTrainer(data, data, classes, config, torch.device("cpu"), {"data": "tiny"})
+        return BackboneTrainer(data, data, vocabulary, config, torch.device("cpu"), {"data": "tiny"})
 
     straight = trainer()
     for _ in range(4):
@@ -111,4 +147,8 @@ def test_resume_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
     assert resumed.step == straight.step == 4
     for name, value in straight.model.state_dict().items():
         assert torch.allclose(resumed.model.state_dict()[name], value, atol=1e-6), name
-    assert resumed.batch()[1] == straight.batch()[1]  # the caption/crop stream continues identically
+    batch = straight.batch()
+    assert resumed.batch()[1] == batch[1]  # the caption/crop stream continues identically
+    patches, captions, keys, present = batch
+    assert len(captions) == len(keys) > len(patches) == len(present)  # hard negatives follow the captions
+    assert present.shape[1] == len(vocabulary.classes)

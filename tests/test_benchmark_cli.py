@@ -98,7 +98,7 @@ def test_detailclip_adopts_the_checkpoint_backbone(capsys, data, tmp_path):
     assert records["detailclip"]["backbone"] == TINY_BACKBONE
     assert records["detailclip"]["method_settings"]["checkpoint_sha256"]
     assert records["cc-max"]["method_settings"]["k"] == 2  # cover k follows the checkpoint
-    assert (tmp_path / "feature_cache").is_dir()  # the cache `train` uses beside its checkpoint
+    assert (tmp_path / "out" / "feature_cache").is_dir()  # beside the results, never beside a checkpoint
 
 
 @pytest.mark.parametrize(

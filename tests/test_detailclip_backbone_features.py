@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from detailclip.backbones import BackboneError, load_backbone
+from detailclip.backbones import BackboneError, load_backbone, pretrained_id
 from detailclip.features import extract_features
 from detailclip.text import resolve_templates
 
@@ -60,6 +60,19 @@ def test_unknown_backbone_and_tag():
         load_backbone("no-such-net")
     with pytest.raises(BackboneError, match="neither a file nor a pretrained tag"):
         load_backbone(TINY, "no-such-tag")
+
+
+def test_local_weights_are_identified_by_content(tmp_path):
+    first = tmp_path / "a" / "weights.safetensors"
+    copy = tmp_path / "b" / "weights.safetensors"
+    for path in (first, copy):
+        path.parent.mkdir()
+        path.write_bytes(b"same bytes")
+    assert pretrained_id(str(first)) == pretrained_id(str(copy)) != pretrained_id("none") == "none"
+    assert pretrained_id(str(first)).startswith("weights-")
+    copy.write_bytes(b"other bytes")
+    assert pretrained_id(str(first)) != pretrained_id(str(copy))
+    assert pretrained_id("laion2b_s34b_b79k") == "laion2b_s34b_b79k"  # an open_clip tag names itself
 
 
 def test_features_are_cached_and_hit_on_second_run(backbone, image_paths, tmp_path):
