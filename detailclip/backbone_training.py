@@ -125,14 +125,15 @@ def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch
     return (multi_positive_ce(logits, same) + multi_positive_ce(logits[:, :len(image)].T, same[:, :len(image)].T)) / 2
 
 
-def class_prompt_loss(image: torch.Tensor, prompts: torch.Tensor, logit_scale: torch.Tensor,
-                      present: torch.Tensor) -> torch.Tensor:
-    """Image-to-class-prompt InfoNCE: the classes present in a crop (`present` [B, C], 0/1) share
-    its target; crops without objects are left out (zero when none has any)."""
+def class_contrastive_loss(image: torch.Tensor, classes: torch.Tensor, logit_scale: torch.Tensor,
+                           present: torch.Tensor) -> torch.Tensor:
+    """Image-to-class InfoNCE against one embedding per class (prompt embeddings or learned
+    vectors, [C, D]): the classes present in a crop (`present` [B, C], 0/1) share its target; crops
+    without objects are left out (zero when none has any)."""
     rows = present.any(dim=1)
     if not rows.any():
         return image.sum() * 0
-    return multi_positive_ce(scaled_cosines(image[rows], prompts, logit_scale), present[rows])
+    return multi_positive_ce(scaled_cosines(image[rows], classes, logit_scale), present[rows])
 
 
 def key_ids(keys: list[str]) -> torch.Tensor:
@@ -223,10 +224,11 @@ class BackboneTrainer:
         with autocast(self.device):
             image, text = self.model.encode_image(patches), self.model.encode_text(tokens).float()
         image, scale = image.float(), self.model.logit_scale
-        text, prompt = text[:len(captions)], text[len(captions):]
+        text, prompt_embeddings = text[:len(captions)], text[len(captions):]
         caption_loss = contrastive_loss(image, text, scale, keys[:len(patches)], keys)
-        class_loss = class_prompt_loss(image, prompt, scale, present) if prompts else torch.zeros(())
-        vector_loss = class_prompt_loss(image, self.class_vectors, scale, present)
+        class_loss = class_contrastive_loss(image, prompt_embeddings, scale, present) if prompts else torch.zeros(())
+        vector_loss = (class_contrastive_loss(image, self.class_vectors, scale, present)
+                       if self.config.class_vector_weight else torch.zeros(()))
         loss = caption_loss + self.config.class_weight * class_loss + self.config.class_vector_weight * vector_loss
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

@@ -14,7 +14,7 @@ from detailclip.backbone_training import (
     BackboneTrainConfig,
     BackboneTrainer,
     SplitImages,
-    class_prompt_loss,
+    class_contrastive_loss,
     contrastive_loss,
     load_state,
     save_state,
@@ -63,17 +63,17 @@ def test_hard_negatives_compete_only_for_images():
     assert plain < as_negative and as_positive < as_negative
 
 
-def test_class_prompt_loss_shares_the_target_between_present_classes():
+def test_class_contrastive_loss_shares_the_target_between_present_classes():
     prompts = torch.eye(3, 4)
     scale = torch.tensor(3.0)
     present = torch.tensor([[True, False, False], [True, True, False], [False, False, False]])
     image = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0], [0, 0, 1.0, 0]])
     logits = scale.exp() * F.normalize(image[:2], dim=-1) @ prompts.T
     expected = F.cross_entropy(logits, torch.tensor([[1.0, 0, 0], [0.5, 0.5, 0]]))
-    assert torch.allclose(class_prompt_loss(image, prompts, scale, present), expected)  # crop 2 (empty) left out
+    assert torch.allclose(class_contrastive_loss(image, prompts, scale, present), expected)  # crop 2 (empty) left out
     wrong = torch.tensor([[0, 0, 1.0, 0], [0, 0, 1.0, 0], [0, 0, 1.0, 0]])
-    assert class_prompt_loss(wrong, prompts, scale, present) > class_prompt_loss(image, prompts, scale, present)
-    empty = class_prompt_loss(image, prompts, scale, torch.zeros(3, 3, dtype=torch.bool))
+    assert class_contrastive_loss(wrong, prompts, scale, present) > class_contrastive_loss(image, prompts, scale, present)
+    empty = class_contrastive_loss(image, prompts, scale, torch.zeros(3, 3, dtype=torch.bool))
     assert empty.item() == 0
 
 
