@@ -45,7 +45,7 @@ from .backbones import Backbone, autocast, quiet_open_clip, register_model_confi
 from .images import decode_image, read_bytes
 from .patches import extract_patches
 from .text import resolve_templates
-from .train import flatten, lr_factor, save_state, write_csv
+from .train import ensure_same_run, load_state, lr_factor, save_state, write_csv
 
 STATE_FORMAT = "detailclip-backbone-state/1"
 MAX_LOGIT_SCALE = math.log(100.0)
@@ -260,10 +260,7 @@ class BackboneTrainer:
                 "rng": json.dumps(self.rng.bit_generator.state), "log": self.log, "run_config": self.run_config}
 
     def load_state(self, state: dict) -> None:
-        if state["run_config"] != self.run_config:
-            old, new = flatten(state["run_config"]), flatten(self.run_config)
-            changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
-            raise ValueError(f"cannot resume: the run differs in {', '.join(changed)}")
+        ensure_same_run(state["run_config"], self.run_config, "the backbone training")
         self.step, self.elapsed, self.log = state["step"], state["elapsed"], state["log"]
         self.model.load_state_dict(state["model"])
         self.class_vectors.data.copy_(state["class_vectors"])
@@ -301,13 +298,6 @@ class BackboneTrainer:
                 "loss": last.get("loss"), "val_items": len(self.val_labels)}
 
 
-def load_state(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
-
-
 def save_weights(path: Path, model: torch.nn.Module) -> None:
     """The open_clip state dict as fp16 safetensors (loadable with open_clip.create_model(pretrained=path))."""
     from safetensors.torch import save_file
@@ -335,7 +325,7 @@ def train_backbone(root: Path, split: str, val_split: str, config: BackboneTrain
     started = time.time()
     trainer = BackboneTrainer(SplitImages.load(root, split, progress), SplitImages.load(root, val_split, progress),
                               vocabulary, config, device, run_config)
-    if resume and (state := load_state(state_path)) is not None:
+    if resume and (state := load_state(state_path, STATE_FORMAT)) is not None:
         trainer.load_state(state)
     metrics = trainer.run(state_path, log_path, progress)
     save_weights(out, trainer.model)

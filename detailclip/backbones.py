@@ -89,11 +89,14 @@ def pretrained_id(pretrained: str | None) -> str:
     file its name + a hash of the file's content (the same in every clone and copy)."""
     if is_untrained(pretrained):
         return "none"
-    path = builtin_weights(pretrained) if pretrained in BUILTIN_WEIGHTS else Path(pretrained)
+    if pretrained in BUILTIN_WEIGHTS:
+        path, name = builtin_weights(pretrained), pretrained
+    else:
+        path = Path(pretrained)
+        name = path.stem
     if not path.is_file():
         return str(pretrained)
     stat = path.stat()
-    name = pretrained if pretrained in BUILTIN_WEIGHTS else path.stem
     return f"{name}-{_file_digest(path.resolve(), stat.st_size, stat.st_mtime_ns)}"
 
 

@@ -219,11 +219,20 @@ def save_state(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load_state(path: Path) -> dict | None:
+def load_state(path: Path, state_format: str = STATE_FORMAT) -> dict | None:
+    """The resumable state saved at `path`, or None when there is none of `state_format`."""
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+    return state if isinstance(state, dict) and state.get("format") == state_format else None
+
+
+def ensure_same_run(saved: dict, current: dict, what: str) -> None:
+    """Refuse to resume `what` when its saved run configuration differs from the current one."""
+    if saved != current:
+        old, new = _flatten(saved), _flatten(current)
+        changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+        raise ValueError(f"cannot resume {what}: the run differs in {', '.join(changed)}")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -241,10 +250,7 @@ def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: 
     torch.manual_seed(config.seed)
     trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config)
     if resume and (state := load_state(state_path)) is not None:
-        if state["run_config"] != trainer.run_config:
-            old, new = flatten(state["run_config"]), flatten(trainer.run_config)
-            changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
-            raise ValueError(f"cannot resume {state_path}: the run differs in {', '.join(changed)}")
+        ensure_same_run(state["run_config"], trainer.run_config, str(state_path))
         trainer.load_state(state)
     metrics = trainer.run(state_path, log_path, progress)
     if trainer.val is not None:
@@ -253,11 +259,11 @@ def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: 
     return metrics
 
 
-def flatten(config: dict, prefix: str = "") -> dict:
+def _flatten(config: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in config.items():
         if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
+            flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

@@ -11,15 +11,15 @@ import torch.nn.functional as F
 
 from clevr_ds.dataset import load_vocabulary, split_hash
 from detailclip.backbone_training import (
+    STATE_FORMAT,
     BackboneTrainConfig,
     BackboneTrainer,
     SplitImages,
     class_contrastive_loss,
     contrastive_loss,
-    load_state,
-    save_state,
 )
 from detailclip.backbones import load_backbone, register_model_configs
+from detailclip.train import load_state, save_state
 from tests.conftest import run_cli
 
 TINY = "tiny-clip-vit-p8-32"
@@ -141,7 +141,7 @@ def test_resume_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
         first.train_step()
     save_state(tmp_path / "state.pt", first.state())
     resumed = trainer()
-    resumed.load_state(load_state(tmp_path / "state.pt"))
+    resumed.load_state(load_state(tmp_path / "state.pt", STATE_FORMAT))
     for _ in range(2):
         resumed.train_step()
     assert resumed.step == straight.step == 4
