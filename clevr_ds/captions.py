@@ -148,8 +148,8 @@ def object_crop(bbox: Sequence[float], width: int, height: int, factor: float) -
     return [x0, y0, x0 + side, y0 + side]
 
 
-def single_object_crops(scenes: Sequence[dict], rule: VisibilityRule, factor: float = 3.0) -> list[tuple[int, list[float], str]]:
-    """(scene position, crop box, class) for every visible object whose object_crop shows it alone
+def single_object_crops(scenes: Sequence[dict], rule: VisibilityRule, factor: float = 3.0) -> list[tuple[int, list[float], dict]]:
+    """(scene position, crop box, object) for every visible object whose object_crop shows it alone
     and cuts nothing: held-out zero-shot classification items."""
     items = []
     for position, scene in enumerate(scenes):
@@ -159,7 +159,7 @@ def single_object_crops(scenes: Sequence[dict], rule: VisibilityRule, factor: fl
             crop = object_crop(obj["bbox"], scene["width"], scene["height"], factor)
             inside, clean = crop_contents(crop, scene["objects"], rule)
             if clean and len(inside) == 1 and inside[0] is obj:
-                items.append((position, crop, obj["class"]))
+                items.append((position, crop, obj))
     return items
 
 

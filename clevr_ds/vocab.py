@@ -48,9 +48,14 @@ class Vocabulary:
         }
 
     @property
+    def class_attributes(self) -> list[tuple[str, str]]:
+        """(colour, shape) of every retrieval class, colour-major."""
+        return [(c, s) for c in self.colors for s in self.shapes]
+
+    @property
     def classes(self) -> list[str]:
-        """All retrieval classes, colour-major: 'gray cube', 'gray sphere', ..."""
-        return [class_name(c, s) for c in self.colors for s in self.shapes]
+        """All retrieval classes in `class_attributes` order: 'gray cube', 'gray sphere', ..."""
+        return [class_name(c, s) for c, s in self.class_attributes]
 
     def linear_rgb(self, color: str) -> tuple[float, float, float]:
         """The colour as linear RGB in [0, 1] (the vocabulary stores sRGB 0-255)."""

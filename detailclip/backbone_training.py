@@ -37,15 +37,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from clevr_ds.atomic import atomic_path, write_json
-from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops, single_object_crops, swap_attribute
-from clevr_ds.dataset import DatasetError, image_path, load_scenes, load_vocabulary, split_hash
+from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops, swap_attribute
+from clevr_ds.dataset import load_vocabulary, split_hash
 from clevr_ds.vocab import Vocabulary
 
 from .backbones import Backbone, autocast, quiet_open_clip, register_model_configs
-from .images import decode_image, read_bytes
+from .data import SplitImages
 from .patches import extract_patches
 from .text import resolve_templates
 from .train import ensure_same_run, load_state, lr_factor, save_state, write_csv
+from .zero_shot import class_accuracy, predict_classes, single_object_items
 
 STATE_FORMAT = "detailclip-backbone-state/1"
 MAX_LOGIT_SCALE = math.log(100.0)
@@ -76,32 +77,6 @@ class BackboneTrainConfig:
     min_pixels: float = 4.0  # visibility rule (clevr_ds.captions.VisibilityRule) at the model's input size
     min_inside: float = 0.7
     max_outside_cut: float = 0.1
-
-
-@dataclass
-class SplitImages:
-    """All images of a split as one uint8 tensor [N, 3, H, W] with their scenes."""
-
-    images: torch.Tensor
-    scenes: list[dict]
-
-    @classmethod
-    def load(cls, root: Path, split: str, progress: bool = False) -> "SplitImages":
-        scenes = load_scenes(root, split)
-        if not scenes:
-            raise DatasetError(f"split {split!r} of {root} has no finished scenes")
-        sizes = {(s["width"], s["height"]) for s in scenes}
-        if len(sizes) != 1:
-            raise DatasetError(f"split {split!r} of {root} mixes image sizes {sorted(sizes)}")
-        width, height = sizes.pop()
-        images = torch.empty((len(scenes), 3, height, width), dtype=torch.uint8)
-        for i, scene in enumerate(tqdm(scenes, desc=f"load {split}", disable=not progress, leave=False)):
-            path = image_path(root, scene)
-            image = decode_image(read_bytes(path), path)
-            if tuple(image.shape[1:]) != (height, width):
-                raise DatasetError(f"{path} is {image.shape[2]}x{image.shape[1]}, its scene says {width}x{height}")
-            images[i] = image
-        return cls(images, scenes)
 
 
 def multi_positive_ce(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
@@ -158,7 +133,8 @@ class BackboneTrainer:
         self.rule = VisibilityRule(self.backbone.image_size, config.min_pixels, config.min_inside,
                                    config.max_outside_cut)
         self.templates = resolve_templates(config.templates)
-        self.val_patches, self.val_labels = self._validation_items(val)
+        self.val = single_object_items(val, self.rule, config.val_factor, self.backbone.image_size,
+                                       self.backbone.mean, self.backbone.std)
         generator = torch.Generator().manual_seed(config.seed)
         width = self.backbone.embed_dim
         self.class_vectors = torch.nn.Parameter(torch.randn(len(self.classes), width, generator=generator).to(device))
@@ -176,16 +152,6 @@ class BackboneTrainer:
         self.step = 0
         self.elapsed = 0.0
         self.log: list[dict] = []
-
-    def _validation_items(self, val: SplitImages) -> tuple[torch.Tensor, torch.Tensor]:
-        items = single_object_crops(val.scenes, self.rule, self.config.val_factor)
-        if not items:
-            raise DatasetError("the validation split has no single-object crops to classify")
-        boxes = [torch.tensor([box for pos, box, _ in items if pos == i], dtype=torch.float32).reshape(-1, 4)
-                 for i in range(len(val.scenes))]
-        patches = extract_patches(val.images, boxes, self.backbone.image_size, self.backbone.mean, self.backbone.std)
-        labels = torch.tensor([self.classes.index(name) for _, _, name in items])  # items are in image order
-        return patches, labels
 
     def batch(self) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
         """(patches [B, 3, S, S], captions [B + hard negatives], key ids of the captions, classes
@@ -248,9 +214,8 @@ class BackboneTrainer:
     def evaluate(self) -> float:
         """Zero-shot accuracy on the validation single-object crops (template-averaged class prompts)."""
         self.model.eval()
-        classes = self.backbone.class_embeddings(self.classes, self.config.templates)
-        predicted = (self.backbone.encode_images(self.val_patches) @ classes.T).argmax(dim=1).cpu()
-        return float((predicted == self.val_labels).float().mean())
+        predicted = predict_classes(self.backbone, self.val.patches, self.classes, self.config.templates)
+        return class_accuracy(predicted, self.val.objects, self.vocabulary)["accuracy"]
 
     def state(self) -> dict:
         return {"format": STATE_FORMAT, "step": self.step, "elapsed": self.elapsed, "model": self.model.state_dict(),
@@ -295,7 +260,7 @@ class BackboneTrainer:
                     save_state(state_path, self.state())
         last = self.log[-1] if self.log else {}
         return {"steps": self.step, "train_seconds": round(self.elapsed, 1), "val_acc": last.get("val_acc"),
-                "loss": last.get("loss"), "val_items": len(self.val_labels)}
+                "loss": last.get("loss"), "val_items": len(self.val.objects)}
 
 
 def save_weights(path: Path, model: torch.nn.Module) -> None:

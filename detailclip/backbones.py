@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from .text import TemplateSpec, class_prompts
 
 DEFAULT_BACKBONE = "CLEVR-DS-ViT-T-16"  # the reference backbone shipped in detailclip/weights/
-DEFAULT_PRETRAINED = "clevr-ds-v2"
+DEFAULT_PRETRAINED = "clevr-ds-v3"
 MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 # built-in tag -> (architecture, file in WEIGHTS_DIR): backbones trained by this project (offline)
-BUILTIN_WEIGHTS = {"clevr-ds-v2": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v2.safetensors")}
+BUILTIN_WEIGHTS = {"clevr-ds-v3": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v3.safetensors")}
 # DetailCLIP fusion checkpoint trained on the default backbone (the default of `bench --model detailclip`)
-DEFAULT_FUSION_CHECKPOINT = WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-v2.pt"
+DEFAULT_FUSION_CHECKPOINT = WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-v3.pt"
 UNTRAINED = ("none", "", "random")
 
 

@@ -1,4 +1,5 @@
-"""Click commands of the detailclip package: `train`, `encode` and `train-backbone` (heavy imports inside)."""
+"""Click commands of the detailclip package: `train`, `encode`, `train-backbone` and `zero-shot`
+(heavy imports inside)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 
+backbone_option = click.option("--backbone", default=None,
+                               help="open_clip architecture [default: detailclip.backbones.DEFAULT_BACKBONE]")
+pretrained_option = click.option("--pretrained", default=None,
+                                 help="open_clip tag, checkpoint path or 'none' (random, seeded)")
+
+
 @click.command()
-@click.option("--backbone", default=None, help="open_clip architecture [default: detailclip.backbones.DEFAULT_BACKBONE]")
-@click.option("--pretrained", default=None, help="open_clip tag, checkpoint path or 'none' (random, seeded)")
+@backbone_option
+@pretrained_option
 @click.option("--image-size", type=click.IntRange(16), default=None, help="force the backbone's input size")
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
               help="CLEVR-DS folder, or a folder of images with --classes")
@@ -219,4 +226,49 @@ def train_backbone(**opts):
                f"{result['train_seconds']:.0f} s training")
 
 
-COMMANDS = [train, encode, train_backbone]
+@click.command("zero-shot")
+@backbone_option
+@pretrained_option
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="CLEVR-DS folder")
+@click.option("--split", default="val", show_default=True, help="held-out split")
+@click.option("--factor", "factors", type=click.FloatRange(1), multiple=True, default=[3.0], show_default=True,
+              help="crop side / object box side (repeat for several; larger shows the object smaller)")
+@click.option("--min-pixels", type=click.FloatRange(0), default=4.0, show_default=True,
+              help="objects smaller than this (px at the backbone's input) do not count as in a crop")
+@click.option("--templates", default="openai80", show_default=True, help="prompt templates: openai80, short, plain, photo")
+@click.option("--device", default=None, help="torch device [default: cuda when present]")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSON report with every prediction")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def zero_shot(**opts):
+    """Zero-shot "<colour> <shape>" accuracy of a backbone on the single-object crops of a split."""
+    from clevr_ds.atomic import write_json
+    from clevr_ds.dataset import DatasetError, load_vocabulary
+
+    from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone, pretrained_id
+    from .data import SplitImages
+    from .images import ImageError
+    from .zero_shot import evaluate_zero_shot
+
+    try:
+        vocabulary = load_vocabulary(opts["data_dir"], opts["split"])
+        data = SplitImages.load(opts["data_dir"], opts["split"], progress=not opts["quiet"])
+        backbone = load_backbone(opts["backbone"] or DEFAULT_BACKBONE, opts["pretrained"] or DEFAULT_PRETRAINED,
+                                 device=opts["device"])
+        reports = [evaluate_zero_shot(backbone, data, vocabulary, factor, opts["min_pixels"], opts["templates"])
+                   for factor in opts["factors"]]
+    except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
+        raise _fail(e) from None
+    click.echo(f"{backbone.name} ({pretrained_id(backbone.pretrained)}) on split {opts['split']!r} of "
+               f"{opts['data_dir']}, templates {opts['templates']}")
+    click.echo(f"{'factor':>6} {'object px':>9} {'items':>5} {'accuracy':>8} {'colour':>6} {'shape':>6}")
+    for r in reports:
+        click.echo(f"{r['factor']:>6g} {r['object_pixels']:>9.1f} {r['items']:>5d} {r['accuracy']:>8.3f} "
+                   f"{r['colour_accuracy']:>6.3f} {r['shape_accuracy']:>6.3f}")
+    if opts["out"]:
+        write_json(opts["out"], {"backbone": backbone.identity, "data": str(opts["data_dir"]), "split": opts["split"],
+                                 "min_pixels": opts["min_pixels"], "templates": opts["templates"], "reports": reports},
+                   indent=1)
+        click.echo(f"wrote {opts['out']}")
+
+
+COMMANDS = [train, encode, train_backbone, zero_shot]

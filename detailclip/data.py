@@ -1,5 +1,5 @@
 """Training image sets: a CLEVR-DS split (classes from its vocabulary) or a plain image folder
-with a class-name file (one name per line)."""
+with a class-name file (one name per line); a CLEVR-DS split held in memory."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clevr_ds.dataset import DatasetError, image_path, list_splits, load_scenes, load_vocabulary, meta_path, split_hash
 
-from .images import ImageError, list_images
+from .images import ImageError, decode_image, list_images, read_bytes
 
 
 @dataclass
@@ -102,3 +102,32 @@ def data_hash(image_hashes: list[str], classes: list[str]) -> str:
     for value in (*image_hashes, "\0classes", *classes):
         h.update(value.encode() + b"\n")
     return h.hexdigest()
+
+
+@dataclass
+class SplitImages:
+    """All images of a CLEVR-DS split in memory as one uint8 tensor [N, 3, H, W], with their scenes."""
+
+    images: "torch.Tensor"
+    scenes: list[dict]
+
+    @classmethod
+    def load(cls, root: str | Path, split: str, progress: bool = False) -> "SplitImages":
+        import torch
+        from tqdm.auto import tqdm
+
+        scenes = load_scenes(root, split)
+        if not scenes:
+            raise DatasetError(f"split {split!r} of {root} has no finished scenes")
+        sizes = {(s["width"], s["height"]) for s in scenes}
+        if len(sizes) != 1:
+            raise DatasetError(f"split {split!r} of {root} mixes image sizes {sorted(sizes)}")
+        width, height = sizes.pop()
+        images = torch.empty((len(scenes), 3, height, width), dtype=torch.uint8)
+        for i, scene in enumerate(tqdm(scenes, desc=f"load {split}", disable=not progress, leave=False)):
+            path = image_path(root, scene)
+            image = decode_image(read_bytes(path), path)
+            if tuple(image.shape[1:]) != (height, width):
+                raise DatasetError(f"{path} is {image.shape[2]}x{image.shape[1]}, its scene says {width}x{height}")
+            images[i] = image
+        return cls(images, scenes)

@@ -113,7 +113,7 @@ def test_single_object_crops_show_one_object_each():
     pair = [obj("blue", "sphere", [200, 200, 20, 20]), obj("green", "cube", [225, 200, 20, 20])]
     edge = obj("gray", "cylinder", [380, 0, 20, 20])
     items = single_object_crops([scene([alone, *pair, edge])], RULE, factor=3.0)
-    assert [(pos, name) for pos, _, name in items] == [(0, "red cube"), (0, "gray cylinder")]
+    assert [(pos, item["class"]) for pos, _, item in items] == [(0, "red cube"), (0, "gray cylinder")]
     assert items[0][1] == [20.0, 20.0, 80.0, 80.0]
     assert items[1][1] == object_crop(edge["bbox"], 400, 400, 3.0) == [340.0, 0.0, 400.0, 60.0]
 

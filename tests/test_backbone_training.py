@@ -14,11 +14,11 @@ from detailclip.backbone_training import (
     STATE_FORMAT,
     BackboneTrainConfig,
     BackboneTrainer,
-    SplitImages,
     class_contrastive_loss,
     contrastive_loss,
 )
 from detailclip.backbones import load_backbone, register_model_configs
+from detailclip.data import SplitImages
 from detailclip.train import load_state, save_state
 from tests.conftest import run_cli
 

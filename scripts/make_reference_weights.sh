@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Regenerate the shipped reference weights (detailclip/weights/) from nothing: render the backbone's
+# CLEVR-DS data, train the backbone, install it under its tag, train the DetailCLIP fusion on it
+# and install that. Seed 0 throughout. Every step resumes after a kill: run the script again.
+# Environment: PYTHON (default .venv/bin/python), DATA (default output/clevr-ds-backbone),
+# OUT (default output/reference-weights), QUIET=1 for no progress bars.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+DATA=${DATA:-output/clevr-ds-backbone}
+OUT=${OUT:-output/reference-weights}
+TAG=clevr-ds-v3
+BACKBONE=clevr-ds-vit-t-16-v3
+FUSION=detailclip-tiny-cc10-clevr-ds-v3.pt
+QUIET=${QUIET:+--quiet}
+
+# 1. data: at 1120 px, scales 0.02-0.2 give objects the pixel sizes of 0.01-0.1 at 2240 px
+for split in "train 240" "val 40"; do
+    set -- $split
+    $PY cli.py render --out "$DATA" --split "$1" -n "$2" --resolution 1120 --scales 0.02-0.2 \
+        --workers 2 --seed 0 $QUIET
+done
+
+# 2. backbone
+$PY cli.py train-backbone --data "$DATA" --split train --val-split val --model CLEVR-DS-ViT-T-16 \
+    --steps 5000 --batch-size 64 --images-per-batch 8 --lr 3e-4 --warmup 0.03 \
+    --eval-every 100 --checkpoint-every 100 --seed 0 --object-share 0.8 --min-pixels 10 \
+    --hard-negatives 2 --class-weight 1 --class-vector-weight 1 \
+    --out "$OUT/$BACKBONE.safetensors" --resume $QUIET
+mkdir -p detailclip/weights
+cp "$OUT/$BACKBONE.safetensors" "$OUT/$BACKBONE.json" detailclip/weights/
+$PY cli.py zero-shot --data "$DATA" --split val --pretrained "$TAG" --factor 3 --factor 6 --factor 12 \
+    --out "$OUT/zero-shot.json" $QUIET
+
+# 3. DetailCLIP fusion on the installed backbone
+$PY cli.py train --backbone CLEVR-DS-ViT-T-16 --pretrained "$TAG" --data "$DATA" --split train --val-split val \
+    --k 10 --size tiny --epochs 150 --batch-size 32 --lr 1e-3 --patch-weight 0.25 --seed 0 \
+    --out "$OUT/$FUSION" --resume $QUIET
+cp "$OUT/$FUSION" detailclip/weights/
