@@ -214,7 +214,8 @@ class BackboneTrainer:
     def evaluate(self) -> float:
         """Zero-shot accuracy on the validation single-object crops (template-averaged class prompts)."""
         self.model.eval()
-        predicted = predict_classes(self.backbone, self.val.patches, self.classes, self.config.templates)
+        classes = self.backbone.class_embeddings(self.classes, self.config.templates)
+        predicted = predict_classes(self.backbone, self.val.patches, classes)
         return class_accuracy(predicted, self.val.objects, self.vocabulary)["accuracy"]
 
     def state(self) -> dict:

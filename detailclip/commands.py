@@ -15,6 +15,11 @@ def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 
+def _warn_if_untrained(backbone) -> None:
+    if backbone.untrained:
+        click.echo(f"warning: {backbone.name} has random weights (pretrained none): outputs are untrained", err=True)
+
+
 backbone_option = click.option("--backbone", default=None,
                                help="open_clip architecture [default: detailclip.backbones.DEFAULT_BACKBONE]")
 pretrained_option = click.option("--pretrained", default=None,
@@ -84,8 +89,7 @@ def train(**opts):
         text_queries = backbone.prompt_embeddings(train_set.classes, opts["templates"]).flatten(0, 1)
     except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
         raise _fail(e) from None
-    if backbone.untrained:
-        click.echo(f"warning: {backbone.name} has random weights (pretrained none): outputs are untrained", err=True)
+    _warn_if_untrained(backbone)
     cache_dir = opts["cache_dir"] or out.parent / "feature_cache"
     extract = dict(scheme=opts["scheme"], k=opts["k"], cache_dir=cache_dir, batch_size=opts["extract_batch"],
                    progress=progress)
@@ -254,8 +258,8 @@ def zero_shot(**opts):
         data = SplitImages.load(opts["data_dir"], opts["split"], progress=not opts["quiet"])
         backbone = load_backbone(opts["backbone"] or DEFAULT_BACKBONE, opts["pretrained"] or DEFAULT_PRETRAINED,
                                  device=opts["device"])
-        reports = [evaluate_zero_shot(backbone, data, vocabulary, factor, opts["min_pixels"], opts["templates"])
-                   for factor in opts["factors"]]
+        _warn_if_untrained(backbone)
+        reports = evaluate_zero_shot(backbone, data, vocabulary, opts["factors"], opts["min_pixels"], opts["templates"])
     except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
         raise _fail(e) from None
     click.echo(f"{backbone.name} ({pretrained_id(backbone.pretrained)}) on split {opts['split']!r} of "

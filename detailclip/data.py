@@ -7,10 +7,14 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clevr_ds.dataset import DatasetError, image_path, list_splits, load_scenes, load_vocabulary, meta_path, split_hash
 
 from .images import ImageError, decode_image, list_images, read_bytes
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -108,7 +112,7 @@ def data_hash(image_hashes: list[str], classes: list[str]) -> str:
 class SplitImages:
     """All images of a CLEVR-DS split in memory as one uint8 tensor [N, 3, H, W], with their scenes."""
 
-    images: "torch.Tensor"
+    images: torch.Tensor
     scenes: list[dict]
 
     @classmethod

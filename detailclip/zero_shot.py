@@ -10,6 +10,7 @@ number per factor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -45,11 +46,10 @@ def single_object_items(data: SplitImages, rule: VisibilityRule, factor: float, 
     return ZeroShotItems(patches, [obj for _, _, obj in items], pixels)
 
 
-def predict_classes(backbone: Backbone, patches: torch.Tensor, classes: list[str],
-                    templates: TemplateSpec = "openai80") -> torch.Tensor:
-    """Index of the best-matching class prompt per patch [N] (on the CPU)."""
-    prompts = backbone.class_embeddings(classes, templates)
-    return (backbone.encode_images(patches) @ prompts.T).argmax(dim=1).cpu()
+def predict_classes(backbone: Backbone, patches: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Index of the best-matching class embedding ([C, D], e.g. `Backbone.class_embeddings`) per
+    patch [N] (on the CPU)."""
+    return (backbone.encode_images(patches) @ classes.T).argmax(dim=1).cpu()
 
 
 def class_accuracy(predicted: torch.Tensor, objects: list[dict], vocabulary: Vocabulary) -> dict:
@@ -63,15 +63,20 @@ def class_accuracy(predicted: torch.Tensor, objects: list[dict], vocabulary: Voc
             "shape_accuracy": sum(g[1] == o["shape"] for g, o in zip(guesses, objects)) / count}
 
 
-def evaluate_zero_shot(backbone: Backbone, data: SplitImages, vocabulary: Vocabulary, factor: float = 3.0,
-                       min_pixels: float = 4.0, templates: TemplateSpec = "openai80") -> dict:
-    """Accuracy figures of `backbone` on the single-object crops of `data` at one crop factor,
-    with the median object size (px at the backbone's input) and the per-item predictions."""
-    items = single_object_items(data, VisibilityRule(backbone.image_size, min_pixels), factor,
-                                backbone.image_size, backbone.mean, backbone.std)
-    predicted = predict_classes(backbone, items.patches, vocabulary.classes, templates)
+def evaluate_zero_shot(backbone: Backbone, data: SplitImages, vocabulary: Vocabulary,
+                       factors: Sequence[float] = (3.0,), min_pixels: float = 4.0,
+                       templates: TemplateSpec = "openai80") -> list[dict]:
+    """Accuracy figures of `backbone` on the single-object crops of `data`, one report per crop
+    factor, with the median object size (px at the backbone's input) and the per-item predictions."""
     classes = vocabulary.classes
-    return {"factor": factor, "object_pixels": float(items.object_pixels.median()),
-            **class_accuracy(predicted, items.objects, vocabulary),
-            "predictions": [{"truth": obj["class"], "predicted": classes[i]}
-                            for obj, i in zip(items.objects, predicted.tolist())]}
+    embeddings = backbone.class_embeddings(classes, templates)
+    rule = VisibilityRule(backbone.image_size, min_pixels)
+    reports = []
+    for factor in factors:
+        items = single_object_items(data, rule, factor, backbone.image_size, backbone.mean, backbone.std)
+        predicted = predict_classes(backbone, items.patches, embeddings)
+        reports.append({"factor": factor, "object_pixels": float(items.object_pixels.median()),
+                        **class_accuracy(predicted, items.objects, vocabulary),
+                        "predictions": [{"truth": obj["class"], "predicted": classes[i]}
+                                        for obj, i in zip(items.objects, predicted.tolist())]})
+    return reports

@@ -52,7 +52,7 @@ def test_shipped_backbone_names_rendered_objects(shipped, tiny_dataset):
     trained on, and smaller and noisier than the training renders): when shipped, 9 of the 10 crops
     were named exactly and all 10 got their colour right; the miss named another shape."""
     data = SplitImages.load(tiny_dataset, "val")
-    report = evaluate_zero_shot(shipped, data, load_vocabulary(tiny_dataset, "val"), factor=2.0)
+    [report] = evaluate_zero_shot(shipped, data, load_vocabulary(tiny_dataset, "val"), factors=[2.0])
     assert report["items"] == 10 and report["colour_accuracy"] == 1.0 and report["accuracy"] >= 0.8
     items = single_object_items(data, VisibilityRule(shipped.image_size), 2.0, shipped.image_size, shipped.mean,
                                 shipped.std)

@@ -66,3 +66,13 @@ def test_zero_shot_bad_input(tiny_dataset, tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_zero_shot_warns_about_random_weights(tiny_dataset, capsys):
+    from cli import main
+
+    assert main(["zero-shot", "--data", str(tiny_dataset), "--backbone", "tiny-clip-vit-p8-32", "--pretrained", "none",
+                 "--factor", "2", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "tiny-clip-vit-p8-32 has random weights" in captured.err
+    assert "tiny-clip-vit-p8-32 (none)" in captured.out and len(captured.out.splitlines()) == 3
