@@ -114,7 +114,11 @@ def distillation_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding
 
 
 def fidelity(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Pearson correlation and mean absolute error between fused and teacher similarities."""
-    p, t = prediction.detach().float().flatten(), target.detach().float().flatten()
-    corr = F.cosine_similarity(p - p.mean(), t - t.mean(), dim=0)
-    return {"corr": float(corr), "mae": float((p - t).abs().mean())}
+    """Fused against teacher similarities [images, queries]: Pearson correlation and mean absolute
+    error over all pairs, and `rank_corr`, each query's Spearman correlation across the images,
+    averaged over the queries (how closely each retrieval ranking follows the teacher's)."""
+    p, t = prediction.detach().float(), target.detach().float()
+    corr = F.cosine_similarity(p.flatten() - p.mean(), t.flatten() - t.mean(), dim=0)
+    ranks = [x.reshape(x.shape[0], -1).argsort(dim=0).argsort(dim=0).float() for x in (p, t)]
+    rank_corr = F.cosine_similarity(*(r - r.mean(dim=0) for r in ranks), dim=0).mean()
+    return {"corr": float(corr), "mae": float((p - t).abs().mean()), "rank_corr": float(rank_corr)}

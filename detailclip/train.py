@@ -151,7 +151,7 @@ class Trainer:
                 sums[name] = sums.get(name, 0.0) + float(value) * len(ids)
         metrics = {f"val_{k}": v / len(self.val) for k, v in sums.items()}
         quality = fidelity(torch.cat(fused_all) @ self.queries.T, self.val_targets)
-        return {**metrics, "val_corr": quality["corr"], "val_mae": quality["mae"]}
+        return {**metrics, **{f"val_{k}": v for k, v in quality.items()}}
 
     def state(self) -> dict:
         return {"format": STATE_FORMAT, "epoch": self.epoch, "model": self.model.state_dict(),

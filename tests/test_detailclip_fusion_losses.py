@@ -83,8 +83,20 @@ def test_per_level_sample_takes_sqrt_count():
 
 def test_fidelity():
     target = torch.linspace(0, 1, 10)
-    assert fidelity(target, target) == pytest.approx({"corr": 1.0, "mae": 0.0}, abs=1e-6)
+    assert fidelity(target, target) == pytest.approx({"corr": 1.0, "mae": 0.0, "rank_corr": 1.0}, abs=1e-6)
     assert fidelity(2 * target + 1, target)["corr"] == pytest.approx(1.0, abs=1e-6)
+    assert fidelity(target.exp(), target)["rank_corr"] == pytest.approx(1.0, abs=1e-6)  # monotone: same ranking
+    assert fidelity(-target, target)["rank_corr"] == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_rank_fidelity_is_mean_spearman_per_query():
+    from scipy.stats import spearmanr
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(12, 5, generator=generator)
+    prediction = target + 0.3 * torch.rand(12, 5, generator=generator)
+    expected = sum(spearmanr(prediction[:, q], target[:, q])[0] for q in range(5)) / 5
+    assert fidelity(prediction, target)["rank_corr"] == pytest.approx(expected, abs=1e-5)
 
 
 def test_loss_decreases_on_a_toy_set():
