@@ -52,6 +52,9 @@ pretrained_option = click.option("--pretrained", default=None,
 @click.option("--patience", type=click.IntRange(0), default=8, show_default=True, help="0: no early stopping")
 @click.option("--text-weight", type=click.FloatRange(0), default=1.0, show_default=True)
 @click.option("--patch-weight", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--rank-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="weight of the text ranking term (per-query softmax over the batch's images)")
+@click.option("--rank-temperature", type=click.FloatRange(0, min_open=True), default=0.02, show_default=True)
 @click.option("--patch-mode", type=click.Choice(["sample", "all"]), default="sample", show_default=True)
 @click.option("--loss", "loss_kind", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1, show_default=True, help="epochs")
@@ -99,7 +102,8 @@ def train(**opts):
     except (ImageError, ValueError) as e:
         raise _fail(e) from None
     loss = LossConfig(text_weight=opts["text_weight"], patch_weight=opts["patch_weight"], kind=opts["loss_kind"],
-                      patch_mode=opts["patch_mode"])
+                      patch_mode=opts["patch_mode"], rank_weight=opts["rank_weight"],
+                      rank_temperature=opts["rank_temperature"])
     config = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
                          weight_decay=opts["weight_decay"], warmup=opts["warmup"], patience=opts["patience"],
                          checkpoint_every=opts["checkpoint_every"], seed=opts["seed"], loss=loss)

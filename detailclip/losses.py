@@ -6,6 +6,9 @@ prediction s(q, i) = cos(q, fused_i); loss = scale * MSE (or L1) over all (q, i)
   template).
 - Patch matching: the queries are patch features of the batch ("all" valid patches, or "sample":
   round(sqrt(n)) random patches per level and image), a patch's similarity with itself excluded.
+- Text ranking (optional): per text query, the batch's images as a softmax of similarity /
+  temperature, the fused against the teacher's (KL divergence): weighs the top of each retrieval
+  ranking, which mAP rewards, where the matching losses weigh every (query, image) pair alike.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class LossConfig:
     kind: str = "mse"
     scale: float = 100.0
     patch_mode: str = "sample"
+    rank_weight: float = 0.0
+    rank_temperature: float = 0.02
 
     def __post_init__(self):
         if self.kind not in LOSS_KINDS:
@@ -58,6 +63,14 @@ def text_matching_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torc
                        scale: float = 100.0) -> torch.Tensor:
     """fused [B, D]; queries [Q, D]; targets [B, Q] (max_patch_similarity, precomputable)."""
     return similarity_loss(fused.float() @ queries.float().T, targets, kind, scale)
+
+
+def text_ranking_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor,
+                      temperature: float = 0.02) -> torch.Tensor:
+    """KL(teacher || fused) between each query's softmax over the batch's images, mean over queries."""
+    student = F.log_softmax(fused.float() @ queries.float().T / temperature, dim=0)
+    teacher = F.log_softmax(targets.float() / temperature, dim=0)
+    return F.kl_div(student, teacher, log_target=True, reduction="sum") / queries.shape[0]
 
 
 def patch_matching_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None,
@@ -101,14 +114,16 @@ def distillation_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding
                       levels: torch.Tensor | None, text_queries: torch.Tensor | None,
                       text_targets: torch.Tensor | None, config: LossConfig,
                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """The weighted sum of the text and patch matching losses, with its parts."""
+    """The weighted sum of the text matching, text ranking and patch matching losses, with its parts."""
     parts = {}
     if config.text_weight and text_queries is not None:
         parts["text"] = text_matching_loss(fused, text_queries, text_targets, config.kind, config.scale)
+    if config.rank_weight and text_queries is not None:
+        parts["rank"] = text_ranking_loss(fused, text_queries, text_targets, config.rank_temperature)
     if config.patch_weight:
         parts["patch"] = patch_matching_loss(fused, patch_features, padding_mask, levels, config.patch_mode,
                                              config.kind, config.scale, generator)
-    weights = {"text": config.text_weight, "patch": config.patch_weight}
+    weights = {"text": config.text_weight, "rank": config.rank_weight, "patch": config.patch_weight}
     parts["loss"] = sum(weights[name] * value for name, value in parts.items())
     return parts
 

@@ -34,6 +34,6 @@ $PY cli.py zero-shot --data "$DATA" --split val --pretrained "$TAG" --factor 3 -
 
 # 3. DetailCLIP fusion on the installed backbone
 $PY cli.py train --backbone CLEVR-DS-ViT-T-16 --pretrained "$TAG" --data "$DATA" --split train --val-split val \
-    --k 10 --size tiny --epochs 150 --batch-size 32 --lr 1e-3 --patch-weight 0.25 --seed 0 \
+    --k 10 --size tiny --epochs 150 --batch-size 32 --lr 1e-3 --patch-weight 0.25 --rank-weight 3 --seed 0 \
     --out "$OUT/$FUSION" --resume $QUIET
 cp "$OUT/$FUSION" detailclip/weights/

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from detailclip.features import PatchFeatures
 from detailclip.fusion import build_fusion
 from detailclip.losses import (LossConfig, distillation_loss, fidelity, max_patch_similarity, patch_matching_loss,
-                               sample_per_level, text_matching_loss)
+                               sample_per_level, text_matching_loss, text_ranking_loss)
 from detailclip.train import Trainer, TrainConfig
 
 DIM = 32
@@ -127,3 +127,26 @@ def test_loss_weights_select_the_parts():
     both = distillation_loss(fused, features, None, levels, queries, targets,
                              LossConfig(text_weight=2.0, patch_weight=0.5, patch_mode="all"))
     torch.testing.assert_close(both["loss"], 2.0 * both["text"] + 0.5 * both["patch"])
+    ranked = distillation_loss(fused, features, None, levels, queries, targets,
+                               LossConfig(patch_weight=0.0, rank_weight=3.0, rank_temperature=0.05))
+    assert set(ranked) == {"text", "rank", "loss"}
+    torch.testing.assert_close(ranked["rank"], text_ranking_loss(fused, queries, targets, 0.05))
+    torch.testing.assert_close(ranked["loss"], ranked["text"] + 3.0 * ranked["rank"])
+
+
+def test_text_ranking_loss_compares_rankings_not_levels():
+    features = _features(5)
+    queries = F.normalize(torch.randn(6, DIM, generator=torch.Generator().manual_seed(2)), dim=-1)
+    targets = max_patch_similarity(features, queries)  # [5 images, 6 queries]
+    # a fused vector whose similarities are the teacher's shifted per query ranks every query's images alike
+    fused_sims = targets + torch.linspace(-0.2, 0.2, 6)
+    fused = torch.linalg.lstsq(queries, fused_sims.T).solution.T  # fused @ queries.T == fused_sims
+    torch.testing.assert_close(fused @ queries.T, fused_sims, atol=1e-4, rtol=0)
+    assert text_ranking_loss(fused, queries, targets) < 1e-4
+    assert text_matching_loss(fused, queries, targets) > 1.0
+    # KL per query, by hand: teacher and student softmax over the images at temperature 0.1
+    other = features[:, 1]
+    student = torch.log_softmax(other @ queries.T / 0.1, dim=0)
+    teacher = torch.softmax(targets / 0.1, dim=0)
+    expected = (teacher * (teacher.log() - student)).sum(dim=0).mean()
+    torch.testing.assert_close(text_ranking_loss(other, queries, targets, 0.1), expected)
