@@ -1,4 +1,4 @@
-"""Command line of CLEVR-DS and the DetailCLIP benchmark: `python cli.py --help`.
+"""Command line of CLEVR-DS and the DetailCLIP benchmark: `python cli.py --help` (installed as `clevr-ds`).
 
 Each package keeps its commands in its own `commands` module; heavy imports happen inside the
 commands, so `--help` stays fast. Bad input ends with one line on stderr and a non-zero exit.
@@ -11,17 +11,20 @@ import sys
 import click
 
 from benchmark.commands import COMMANDS as BENCHMARK_COMMANDS
+from benchmark.listing import COMMANDS as LIST_COMMANDS
+from benchmark.search_commands import COMMANDS as SEARCH_COMMANDS
 from clevr_ds.commands import COMMANDS as DATASET_COMMANDS
 from detailclip.commands import COMMANDS as DETAILCLIP_COMMANDS
 from renderer.commands import COMMANDS as RENDER_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="clevr-ds", prog_name="clevr-ds")
 def cli():
     """CLEVR-DS rendering, DetailCLIP training and the detail-retrieval benchmark."""
 
 
-for command in (*RENDER_COMMANDS, *DATASET_COMMANDS, *DETAILCLIP_COMMANDS, *BENCHMARK_COMMANDS):
+for command in (*RENDER_COMMANDS, *DATASET_COMMANDS, *DETAILCLIP_COMMANDS, *BENCHMARK_COMMANDS, *SEARCH_COMMANDS, *LIST_COMMANDS):
     cli.add_command(command)
 
 

@@ -29,30 +29,40 @@ def _cache_dir(option: Path | None, out: Path) -> Path | None:
 @click.option("--seed", type=int, help="Seed of random backbone weights (default: the checkpoint's, else 0).")
 @click.option("--data", type=click.Path(path_type=Path), default=Path(DEFAULT_ROOT), show_default=True, help="CLEVR-DS folder.")
 @click.option("--split", default="test", show_default=True)
-@click.option("--k", type=click.IntRange(min=1), default=10, show_default=True, help="k of precision@k and hit@k (hit@1, @5 always).")
-@click.option("--buckets", help="Scale buckets: edges 0.01,0.02,0.05,0.1 or ranges 0.01-0.02,0.05-0.1 (default: from the split's scales).")
+@click.option("--coco", type=click.Path(path_type=Path), help="COCO instances JSON to benchmark instead of a CLEVR-DS split (with --image-root).")
+@click.option("--image-root", type=click.Path(path_type=Path), help="Folder of the --coco images (file_name is relative to it).")
+@click.option("--dota", type=click.Path(path_type=Path), help="DOTA v1/v1.5 folder (images/, labelTxt/) to benchmark instead of a CLEVR-DS split.")
+@click.option("--classes", "classes_file", type=click.Path(path_type=Path),
+              help="Class names, one per line: --coco: prompts in category order; --dota: the categories (default: DOTA-v1.5's).")
+@click.option("--precision-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="k of precision@k and hit@k (hit@1, @5 always); Complete Cover's k is --cover-k.")
+@click.option("--buckets", help="Scale buckets: edges 0.01,0.02,0.05,0.1 or ranges 0.01-0.02,0.05-0.1 (default: from the CLEVR-DS split's scales; COCO, DOTA: 3 log-even over the observed range).")
 @click.option("--min-visible-pixels", type=click.IntRange(min=0), default=0, show_default=True,
               help="An object counts as present from this many visible pixels (on top of the dataset's `visible`).")
 @click.option("--templates", default="openai80", show_default=True, help="Prompt template set of the class queries.")
 @click.option("--cover-k", type=click.IntRange(min=1), help="k of Complete Cover and of the grid (default: the checkpoint's, else 10).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
-@click.option("--save-scores", is_flag=True, help="Also write the query x image scores with the labels (.scores.npz).")
+@click.option("--save-scores/--no-save-scores", default=True, show_default=True,
+              help="Also write the query x image scores with the labels (.scores.npz; the report's galleries use them).")
 @click.option("--skip-existing", is_flag=True, help="Skip runs whose result file already exists.")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Score a split with missing scenes or images (refused by default); the run records how many.")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Patch-feature cache [default: OUT/feature_cache]; none: no cache.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images cut and encoded together.")
 @click.option("--device", help="torch device (default: cuda when available).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def bench(models, checkpoint, backbone, pretrained, seed, data, split, k, buckets, min_visible_pixels, templates, cover_k,
-          out, save_scores, skip_existing, cache_dir, batch_size, device, quiet):  # fmt: skip
-    """Class-prompted text-to-image retrieval on CLEVR-DS: mAP, hit@k, precision@k per scale bucket."""
+def bench(models, checkpoint, backbone, pretrained, seed, data, split, coco, image_root, dota, classes_file, k, buckets,
+          min_visible_pixels, templates, cover_k, out, save_scores, skip_existing, allow_incomplete, cache_dir, batch_size,
+          device, quiet):  # fmt: skip
+    """Class-prompted text-to-image retrieval on CLEVR-DS, COCO or DOTA: mAP, hit@k, precision@k per scale bucket."""
     from clevr_ds.dataset import DatasetError
 
     from .leaderboard import build_table, to_markdown
     from .methods import method_names
     from .protocol import parse_buckets
     from .results import load_run
-    from .runner import BenchConfig, BenchError, run_bench
+    from .runner import BenchConfig, BenchError, default_checkpoint, run_bench
 
     names = [n.strip() for m in models for n in m.split(",") if n.strip()]
     groups = {"all": method_names(), "baselines": [n for n in method_names() if n != "detailclip"]}
@@ -60,10 +70,13 @@ def bench(models, checkpoint, backbone, pretrained, seed, data, split, k, bucket
     unknown = [n for n in names if n not in method_names()]
     if unknown:
         raise click.ClickException(f"unknown model {unknown[0]!r} (known: {', '.join(method_names())}, baselines, all)")
-    if checkpoint is None and "detailclip" in names and backbone is None and pretrained is None:
-        from detailclip.backbones import DEFAULT_FUSION_CHECKPOINT
-
-        checkpoint = DEFAULT_FUSION_CHECKPOINT
+    if coco is not None and dota is not None:
+        raise click.ClickException("--coco and --dota exclude each other")
+    if (coco is None) != (image_root is None):
+        raise click.ClickException("--coco and --image-root go together")
+    if classes_file is not None and coco is None and dota is None:
+        raise click.ClickException("--classes needs --coco or --dota (a CLEVR-DS split has its vocabulary)")
+    checkpoint = default_checkpoint(checkpoint, "detailclip" in names, backbone, pretrained)
     if checkpoint is not None and not checkpoint.is_file():
         raise click.ClickException(f"no checkpoint file {checkpoint}")
     try:
@@ -71,7 +84,8 @@ def bench(models, checkpoint, backbone, pretrained, seed, data, split, k, bucket
             data=data, models=names, split=split, backbone=backbone, pretrained=pretrained, seed=seed,
             checkpoint=checkpoint, k=k, buckets=parse_buckets(buckets) if buckets else None,
             min_visible_pixels=min_visible_pixels, templates=templates, cover_k=cover_k, out=out,
-            save_scores=save_scores, skip_existing=skip_existing,
+            save_scores=save_scores, skip_existing=skip_existing, allow_incomplete=allow_incomplete, coco=coco,
+            image_root=image_root, dota=dota, classes_file=classes_file,
             cache_dir=_cache_dir(cache_dir, out),
             batch_size=batch_size, device=device, progress=not quiet,
         )  # fmt: skip
@@ -83,23 +97,50 @@ def bench(models, checkpoint, backbone, pretrained, seed, data, split, k, bucket
 
 @click.command()
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="Leaderboard CSV (default: RESULTS/leaderboard.csv); .md and .png beside it.")
-def leaderboard(results, out):
-    """Merge the run records in RESULTS into a leaderboard CSV, a markdown table and a plot of mAP per bucket."""
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Leaderboard CSV (default: RESULTS/leaderboard.csv); .md, .png, .svg and .pdf beside it.")
+@click.option("--baseline", "baselines", multiple=True, metavar="NAME",
+              help="Also compare every run with this method or run label (repeatable).")
+def leaderboard(results, out, baselines):
+    """Merge the runs in RESULTS: CSV, markdown and plot of mAP per bucket, with intervals and paired tests."""
     from .leaderboard import build_table, to_markdown, write_leaderboard
     from .results import load_runs
 
     if not results.is_dir():
         raise click.ClickException(f"no results folder {results}")
     try:
-        records = load_runs(results)
+        records = load_runs(results, warn=lambda line: click.echo(line, err=True))
+        if not records:
+            raise click.ClickException(f"no run records (*.json) in {results}")
+        table = build_table(records, baselines)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    if not records:
-        raise click.ClickException(f"no run records (*.json) in {results}")
-    paths = write_leaderboard(records, out or results / "leaderboard.csv")
-    click.echo(to_markdown(build_table(records)), nl=False)
-    click.echo(f"wrote {paths['csv']}, {paths['markdown']}, {paths['plot']}", err=True)
+        raise click.ClickException(str(e).splitlines()[0]) from None
+    paths = write_leaderboard(table, out or results / "leaderboard.csv")
+    click.echo(to_markdown(table), nl=False)
+    click.echo(f"wrote {', '.join(map(str, paths))}", err=True)
 
 
-COMMANDS = [bench, leaderboard]
+@click.command()
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), help="The split's CLEVR-DS folder, for the image galleries.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True)
+@click.option("--baseline", "baselines", multiple=True, help="Also compare every run with this method or run label.")
+@click.option("--queries", type=click.IntRange(min=0), default=3, show_default=True, help="Queries shown in the galleries.")
+def report(results, data, out, baselines, queries):
+    """One self-contained HTML report of RESULTS: leaderboard with intervals, plot, per-class AP, top-5 galleries."""
+    from clevr_ds.atomic import write_text
+    from clevr_ds.dataset import DatasetError
+
+    from .report import build_report
+
+    if not results.is_dir():
+        raise click.ClickException(f"no results folder {results}")
+    try:
+        text = build_report(results, data, baselines, queries, warn=lambda line: click.echo(line, err=True))
+    except (DatasetError, ValueError, OSError) as e:
+        raise click.ClickException(str(e).splitlines()[0]) from None
+    write_text(out, text)
+    click.echo(f"wrote {out} ({len(text) // 1024} KiB)", err=True)
+
+
+COMMANDS = [bench, leaderboard, report]

@@ -1,4 +1,4 @@
-"""What methods share during one bench call: the split's images, backbones, cached patch features, costs.
+"""What methods share during one bench call: the data source, backbones, cached patch features, costs.
 
 Features are memoised per (backbone, scheme, k), so Complete Cover features are extracted once and
 serve cc-mean, cc-max and detailclip; across calls detailclip's on-disk cache (`cache_dir`) serves them.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from clevr_ds.dataset import image_path
+from .sources import Source
 
 PROBE_PASSES = 16
 PROBE_REPEATS = 3
@@ -20,8 +20,7 @@ PROBE_REPEATS = 3
 
 @dataclass
 class BenchContext:
-    root: Path
-    scenes: list[dict]
+    source: Source
     backbone_name: str
     pretrained: str
     seed: int = 0
@@ -36,14 +35,16 @@ class BenchContext:
     _features: dict = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
 
-    @property
-    def image_paths(self) -> list[Path]:
-        return [image_path(self.root, s) for s in self.scenes]
+    @classmethod
+    def on_backbone(cls, source: Source, chosen: dict, **options) -> "BenchContext":
+        """A context on the backbone that `runner.resolve_backbone` chose; `options` set the other fields."""
+        return cls(source=source, backbone_name=chosen["backbone"], pretrained=chosen["pretrained"], seed=chosen["seed"],
+                   image_size=chosen["image_size"], cover_k=chosen["cover_k"], **options)  # fmt: skip
 
     @property
     def object_bboxes(self) -> list[list[list[float]]]:
-        """Ground-truth [x, y, w, h] boxes of each image's visible objects (the oracle's crops)."""
-        return [[o["bbox"] for o in s["objects"] if o["visible"]] for s in self.scenes]
+        """Ground-truth [x, y, w, h] boxes of each image's objects that are not ignored (the oracle's crops)."""
+        return [[list(o.box) for o in image.objects if not o.ignore] for image in self.source.images]
 
     def backbone(self, image_size: int | None = None):
         """The run's backbone, optionally at another input size (position embeddings interpolated)."""
@@ -63,7 +64,7 @@ class BenchContext:
         key = (image_size or self.image_size, scheme, k, antialias)
         if key not in self._features:
             self._features[key] = extract_features(
-                self.backbone(image_size), self.image_paths, scheme=scheme, k=k, cache_dir=self.cache_dir,
+                self.backbone(image_size), self.source.image_paths, scheme=scheme, k=k, cache_dir=self.cache_dir,
                 batch_size=self.batch_size, progress=self.progress, antialias=antialias,
                 object_bboxes=self.object_bboxes if scheme == "objects" else None,
             )  # fmt: skip
@@ -98,3 +99,10 @@ class BenchContext:
                 times.append(time.perf_counter() - start)
             self._memo[("speed", image_size)] = PROBE_PASSES / min(times)
         return self._memo[("speed", image_size)]
+
+    def device_description(self) -> str:
+        """Where the speed figures were measured: `cpu`, or `cuda:0 (<GPU name>)`."""
+        device = self.backbone().device
+        if device.type == "cuda":
+            return f"{device} ({torch.cuda.get_device_name(device)})"
+        return str(device)

@@ -51,8 +51,9 @@ class Ranking:
     """The images of each query sorted by score once; metrics for any number of label matrices.
 
     Under the pessimistic rule a relevant image's rank is (relevant images ordered up to it) +
-    (irrelevant images scoring at least as high), so one unstable sort per query serves every
-    label matrix (overall and each bucket): only cumulative counts differ between them.
+    (irrelevant images scoring at least as high), so one sort per query serves every
+    label matrix (overall and each bucket): only cumulative counts differ between them. The sort is
+    stable (ties in image order), which no figure depends on but the bootstrap's weighted AP does.
     """
 
     def __init__(self, scores):
@@ -64,7 +65,7 @@ class Ranking:
         if not torch.isfinite(scores).all():
             raise ValueError("scores must be finite")
         self.shape = tuple(scores.shape)
-        ranked, self.order = torch.sort(scores, dim=1, descending=True)
+        ranked, self.order = torch.sort(scores, dim=1, descending=True, stable=True)
         # tie_end[:, t]: how many images score at least ranked[:, t] (the end of t's run of ties).
         n = self.shape[1]
         is_end = torch.ones_like(ranked, dtype=torch.bool)

@@ -1,9 +1,10 @@
 """The retrieval protocol: which images are relevant to which class query, overall and per scale bucket.
 
-An object counts as present when the dataset marks it `visible` and it has at least
-`min_visible_pixels` visible pixels. For class c and image i:
+Labels come from a data source's images (`benchmark.sources`). An object counts as present when it
+is not ignored (invisible, crowd, difficult) and has at least `min_visible_pixels` visible pixels
+(or area). For class c and image i:
   overall:  positive if c is present in i; negative if i holds no object of c at all; otherwise
-            (only sub-threshold instances of c) i is left out of c's ranking.
+            (only ignored or sub-threshold instances of c) i is left out of c's ranking.
   bucket b: positive if the largest present instance of c (by rel_scale) falls in b; negative if i
             holds no object of c; otherwise left out of b's ranking for c.
 Buckets are [lo, hi) intervals, the last one closed. Scales beyond the outermost edges (rendering
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -22,6 +24,9 @@ from clevr_ds.dataset import DatasetError
 from clevr_ds.scales import parse_scales
 
 from .metrics import IGNORE, NEGATIVE, POSITIVE
+
+if TYPE_CHECKING:
+    from .sources import SourceImage, SourceObject
 
 DEFAULT_BUCKETS_PER_RANGE = 3
 
@@ -62,7 +67,11 @@ def default_buckets(scales_spec: str, n: int = DEFAULT_BUCKETS_PER_RANGE) -> lis
     ranges = parse_scales(scales_spec)
     if len(ranges) > 1:
         return parse_buckets(scales_spec)
-    lo, hi = ranges[0].lo, ranges[0].hi
+    return log_buckets(ranges[0].lo, ranges[0].hi, n)
+
+
+def log_buckets(lo: float, hi: float, n: int = DEFAULT_BUCKETS_PER_RANGE) -> list[Bucket]:
+    """[lo, hi] cut into n log-even buckets."""
     inner = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / n) for i in range(1, n)]
     return buckets_from_edges([lo, *inner, hi])
 
@@ -102,22 +111,22 @@ class Protocol:
             "min_visible_pixels": self.min_visible_pixels,
         }
 
-    def is_present(self, obj: dict) -> bool:
-        return bool(obj["visible"]) and int(obj["visible_pixels"]) >= self.min_visible_pixels
+    def is_present(self, obj: SourceObject) -> bool:
+        return not obj.ignore and obj.area >= self.min_visible_pixels
 
-    def relevance(self, scenes: list[dict]) -> Relevance:
+    def relevance(self, images: Sequence[SourceImage]) -> Relevance:
         index = {c: q for q, c in enumerate(self.classes)}
-        shape = (len(self.classes), len(scenes))
+        shape = (len(self.classes), len(images))
         has_instance = np.zeros(shape, dtype=bool)
         largest = np.full(shape, np.nan)
-        for i, scene in enumerate(scenes):
-            for obj in scene["objects"]:
-                q = index.get(obj["class"])
+        for i, image in enumerate(images):
+            for obj in image.objects:
+                q = index.get(obj.cls)
                 if q is None:
-                    raise DatasetError(f"{scene['image_filename']}: class {obj['class']!r} is not in the vocabulary")
+                    raise DatasetError(f"{image.name}: class {obj.cls!r} is not in the vocabulary")
                 has_instance[q, i] = True
                 if self.is_present(obj):
-                    largest[q, i] = np.fmax(largest[q, i], float(obj["rel_scale"]))
+                    largest[q, i] = np.fmax(largest[q, i], float(obj.rel_scale))
         present = ~np.isnan(largest)
         absent = np.where(has_instance, IGNORE, NEGATIVE).astype(np.int8)
         overall = np.where(present, POSITIVE, absent).astype(np.int8)

@@ -1,4 +1,4 @@
-"""One bench call: load a split, build the protocol's labels, run each method, write one record per run.
+"""One bench call: read a data source, build the protocol's labels, run each method, write one record per run.
 
 Backbone choice with a DetailCLIP checkpoint: the checkpoint's backbone, weights, backbone seed and
 input size are adopted (its features only make sense there); naming a different --backbone,
@@ -16,14 +16,12 @@ from typing import Callable
 
 import torch
 
-from clevr_ds.dataset import DATASET_NAME, DatasetError, load_meta, load_scenes, split_hash
-from clevr_ds.vocab import Vocabulary
-
 from .context import BenchContext
 from .evaluation import evaluate
 from .methods import Method, create_method
-from .protocol import Bucket, Protocol, Relevance, default_buckets
+from .protocol import Bucket, Protocol, Relevance
 from .results import SCHEMA_VERSION, SCORES_SUFFIX, run_id, run_stem, save_scores, software_versions, write_run
+from .sources import Source, clevr_ds_source, coco_source, dota_source, read_classes
 
 LATENCY_REPEATS = 5
 DEFAULT_COVER_K = 10
@@ -50,31 +48,48 @@ class BenchConfig:
     out: Path = Path("results")
     save_scores: bool = False
     skip_existing: bool = False
+    allow_incomplete: bool = False  # score a split whose meta promises images that are not all there
+    coco: Path | None = None  # COCO instances JSON (instead of data/split), images under image_root
+    image_root: Path | None = None
+    dota: Path | None = None  # DOTA folder with images/ and labelTxt/ (instead of data/split)
+    classes_file: Path | None = None  # one per line; COCO: prompts in category order; DOTA: the categories
     cache_dir: Path | None = None
     batch_size: int = 4
     device: str | None = None
     progress: bool = True
 
 
-def resolve_backbone(cfg: BenchConfig) -> dict:
-    """Backbone name, weights, seed, input size and cover k of the call (see the module docstring)."""
-    from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, is_untrained
+def resolve_backbone(checkpoint: Path | None = None, backbone: str | None = None, pretrained: str | None = None,
+                     seed: int | None = None, cover_k: int | None = None) -> dict:
+    """Backbone name, weights, seed, input size and cover k of a call (see the module docstring)."""
+    from detailclip.backbones import DEFAULT_BACKBONE, default_pretrained, is_untrained
     from detailclip.checkpoint import read_checkpoint
 
-    if cfg.checkpoint is None:
-        return {"backbone": cfg.backbone or DEFAULT_BACKBONE, "pretrained": cfg.pretrained or DEFAULT_PRETRAINED,
-                "seed": cfg.seed or 0, "image_size": None, "cover_k": cfg.cover_k or DEFAULT_COVER_K}  # fmt: skip
-    config = read_checkpoint(cfg.checkpoint)["config"]
+    if checkpoint is None:
+        backbone = backbone or DEFAULT_BACKBONE
+        return {"backbone": backbone, "pretrained": pretrained or default_pretrained(backbone),
+                "seed": seed or 0, "image_size": None, "cover_k": cover_k or DEFAULT_COVER_K}  # fmt: skip
+    config = read_checkpoint(checkpoint)["config"]
     adopted = {"backbone": config["backbone"], "pretrained": config["pretrained"], "seed": config.get("backbone_seed", 0)}
     untrained = is_untrained(adopted["pretrained"])
-    for key, given in (("backbone", cfg.backbone), ("pretrained", cfg.pretrained), ("seed", cfg.seed)):
+    for key, given in (("backbone", backbone), ("pretrained", pretrained), ("seed", seed)):
         if given is None or str(given) == str(adopted[key]):
             continue
         if (key == "pretrained" and untrained and is_untrained(given)) or (key == "seed" and not untrained):
             continue  # "none" and "random" name the same weights; a seed only matters for random weights
-        raise BenchError(f"checkpoint {cfg.checkpoint} was trained with {key} {adopted[key]!r}, not {given!r}")
+        raise BenchError(f"checkpoint {checkpoint} was trained with {key} {adopted[key]!r}, not {given!r}")
     default_k = config["k"] if config["scheme"] == "cc" else DEFAULT_COVER_K
-    return {**adopted, "image_size": config.get("image_size"), "cover_k": cfg.cover_k or default_k}
+    return {**adopted, "image_size": config.get("image_size"), "cover_k": cover_k or default_k}
+
+
+def default_checkpoint(checkpoint: Path | None, detailclip: bool, backbone: str | None,
+                       pretrained: str | None) -> Path | None:  # fmt: skip
+    """`checkpoint`, else the shipped fusion checkpoint when detailclip runs on the default backbone."""
+    if checkpoint is None and detailclip and backbone is None and pretrained is None:
+        from detailclip.backbones import DEFAULT_FUSION_CHECKPOINT
+
+        return DEFAULT_FUSION_CHECKPOINT
+    return checkpoint
 
 
 def query_latency_ms(index, query: torch.Tensor, k: int) -> float:
@@ -91,36 +106,46 @@ def query_latency_ms(index, query: torch.Tensor, k: int) -> float:
 class Prepared:
     """What every method of a call shares: data, labels, context and the identity of its runs."""
 
-    classes: list[str]
-    scenes: list[dict]
+    source: Source
     relevance: Relevance
     ctx: BenchContext
     identity: dict
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.source.classes)
+
+
+def load_source(cfg: BenchConfig) -> Source:
+    """The call's data source: --coco, --dota or a CLEVR-DS split."""
+    classes = read_classes(cfg.classes_file) if cfg.classes_file is not None else None
+    if cfg.coco is not None:
+        return coco_source(cfg.coco, cfg.image_root, classes)
+    if cfg.dota is not None:
+        return dota_source(cfg.dota, classes)
+    return clevr_ds_source(cfg.data, cfg.split, cfg.allow_incomplete)
 
 
 def prepare(cfg: BenchConfig) -> Prepared:
     from detailclip.backbones import pretrained_id
     from detailclip.text import resolve_templates
 
-    meta, scenes = load_meta(cfg.data, cfg.split), load_scenes(cfg.data, cfg.split)
-    if not scenes:
-        raise DatasetError(f"split {cfg.split!r} of {cfg.data} has no finished scenes")
+    source = load_source(cfg)
     resolve_templates(cfg.templates)
-    classes = Vocabulary.from_dict(meta["vocabulary"]).classes
-    protocol = Protocol(tuple(classes), tuple(cfg.buckets or default_buckets(meta["scales"])), cfg.min_visible_pixels)
-    chosen = resolve_backbone(cfg)
-    ctx = BenchContext(
-        root=Path(cfg.data), scenes=scenes, backbone_name=chosen["backbone"], pretrained=chosen["pretrained"],
-        seed=chosen["seed"], image_size=chosen["image_size"], device=cfg.device, cover_k=chosen["cover_k"],
-        checkpoint=cfg.checkpoint, cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, progress=cfg.progress,
-    )  # fmt: skip
+    buckets = cfg.buckets or source.default_buckets
+    if not buckets:
+        raise BenchError(f"{source.dataset} {source.split} has a single object scale: pass --buckets")
+    protocol = Protocol(source.classes, tuple(buckets), cfg.min_visible_pixels)
+    chosen = resolve_backbone(cfg.checkpoint, cfg.backbone, cfg.pretrained, cfg.seed, cfg.cover_k)
+    ctx = BenchContext.on_backbone(source, chosen, device=cfg.device, checkpoint=cfg.checkpoint, cache_dir=cfg.cache_dir,
+                                   batch_size=cfg.batch_size, progress=cfg.progress)  # fmt: skip
     identity = {
         "task": "class_retrieval", "backbone": chosen["backbone"], "pretrained": chosen["pretrained"],
         "pretrained_id": pretrained_id(chosen["pretrained"]), "backbone_image_size": chosen["image_size"],
-        "dataset": meta.get("dataset", DATASET_NAME), "split": cfg.split, "split_hash": split_hash(cfg.data, cfg.split),
+        "dataset": source.dataset, "split": source.split, "split_hash": source.content_hash,
         "protocol": {**protocol.settings(), "templates": cfg.templates, "k": cfg.k}, "seed": chosen["seed"],
     }  # fmt: skip
-    return Prepared(classes, scenes, protocol.relevance(scenes), ctx, identity)
+    return Prepared(source, protocol.relevance(source.images), ctx, identity)
 
 
 def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, stem: str) -> dict:
@@ -134,7 +159,7 @@ def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, st
     metrics = evaluate(scores, p.classes, p.relevance.overall, [b.name for b in buckets], p.relevance.per_bucket, cfg.k)
     scores_file = f"{stem}{SCORES_SUFFIX}" if cfg.save_scores else None
     if scores_file:
-        save_scores(Path(cfg.out) / scores_file, scores, p.classes, [s["image_filename"] for s in p.scenes],
+        save_scores(Path(cfg.out) / scores_file, scores, p.classes, [image.name for image in p.source.images],
                     [b.name for b in buckets], [[b.lo, b.hi] for b in buckets], p.relevance.overall,
                     p.relevance.per_bucket, cfg.k)  # fmt: skip
     cost = {
@@ -144,9 +169,12 @@ def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, st
         "encode_images_per_s": encoded.encode_images_per_s,
         "query_latency_ms": query_latency_ms(encoded.index, text[0], cfg.k),
         "encode_seconds_this_run": encode_seconds,
+        "encode_device": p.ctx.device_description(),
+        "encode_threads": torch.get_num_threads(),
     }
     return {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id(identity), **identity, "n_images": len(p.scenes),
+        "schema_version": SCHEMA_VERSION, "run_id": run_id(identity), **identity, "n_images": len(p.source.images),
+        "n_images_expected": p.source.n_images_expected, "complete": len(p.source.images) == p.source.n_images_expected,
         "metrics": metrics, "cost": cost, "software": software_versions(), "scores_file": scores_file,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
@@ -161,7 +189,7 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> list[Pat
     paths = []
     for method in methods:
         identity = {**p.identity, "method": method.name, "method_settings": method.settings(p.ctx)}
-        stem = run_stem(method.name, identity["backbone"], identity["pretrained"], cfg.split, run_id(identity))
+        stem = run_stem(method.name, identity["backbone"], identity["pretrained"], p.source.split, run_id(identity))
         path = Path(cfg.out) / f"{stem}.json"
         paths.append(path)
         if cfg.skip_existing and path.exists():

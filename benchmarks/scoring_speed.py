@@ -1,10 +1,13 @@
 """Speed of the benchmark's scoring and metrics on synthetic data (CPU).
 
     python benchmarks/scoring_speed.py [--images 100000] [--queries 24] [--dim 512] [--cc-images 5000]
+        [--bootstrap-images 5000] [--resamples 1000]
 
 Measures (best of --repeats): single-vector scoring (one matrix product), the metrics of one
-[Q, N] label matrix, a full evaluation (overall + 3 buckets, per class), and cc-max scoring over
-166 vectors per image (float32, as the methods keep it, and fp16, as the feature cache stores it).
+[Q, N] label matrix, and on the first --bootstrap-images images a full evaluation (overall + 3
+buckets, per class, bootstrap intervals) and the bootstrap of one label matrix (--resamples); then
+cc-max scoring over 166 vectors per image (float32, as the methods keep it, and fp16, as the
+feature cache stores it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark.evaluation import evaluate  # noqa: E402
 from benchmark.index import ImageIndex  # noqa: E402
 from benchmark.metrics import Ranking, query_metrics  # noqa: E402
+from benchmark.uncertainty import bootstrap_map  # noqa: E402
 
 CC_VECTORS = 166  # Complete Cover at k = 10
 
@@ -42,6 +46,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=24)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--cc-images", type=int, default=5_000)
+    parser.add_argument("--bootstrap-images", type=int, default=5_000)
+    parser.add_argument("--resamples", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     gen = torch.Generator().manual_seed(0)
@@ -62,8 +68,13 @@ def main() -> None:
     ranking = Ranking(scores)
     print(f"metrics of one label matrix, given the sort:           {best_of(args.repeats, lambda: ranking.metrics(labels)):.3f} s")
     print(f"metrics of one label matrix ({q} x {n}), with sort:  {best_of(args.repeats, lambda: query_metrics(scores, labels)):.3f} s")
-    full = best_of(args.repeats, lambda: evaluate(scores, classes, labels, ["a", "b", "c"], per_bucket, 10))
-    print(f"full evaluation (overall + 3 buckets, per class):      {full:.3f} s")
+    nb = args.bootstrap_images
+    cut = (scores[:, :nb], classes, labels[:, :nb], ["a", "b", "c"], per_bucket[:, :, :nb], 10)
+    full = best_of(args.repeats, lambda: evaluate(*cut, n_resamples=args.resamples))
+    print(f"full evaluation of {nb} images (overall + 3 buckets, per class, {args.resamples} resamples): {full:.3f} s")
+    boot_ranking = Ranking(scores[:, :nb])
+    seconds = best_of(args.repeats, lambda: bootstrap_map(boot_ranking, [labels[:, :nb]], args.resamples))
+    print(f"bootstrap of one label matrix, {args.resamples} resamples of {q} queries x {nb} images: {seconds:.3f} s")
 
     m = args.cc_images * CC_VECTORS
     vectors = F.normalize(torch.randn(m, d, generator=gen), dim=1)

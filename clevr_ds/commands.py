@@ -1,4 +1,4 @@
-"""`python cli.py validate`: check a CLEVR-DS folder."""
+"""`python cli.py validate` checks a CLEVR-DS folder; `export` writes it in CLEVR's scene format (or anew as COCO)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import click
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--split", "splits", multiple=True, help="split(s) to check (default: all)")
 def validate(root, splits):
-    """Check every image, scene, mask, box and the COCO export of a CLEVR-DS folder."""
+    """Check every image, scene, mask, box and the COCO export of a CLEVR-DS folder; print each split's content hash."""
+    from .dataset import list_splits, load_scenes, split_hash
     from .validate import validate as run_validation
 
     problems = run_validation(root, list(splits))
@@ -18,6 +19,28 @@ def validate(root, splits):
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) in {root}")
     click.echo(f"{root}: OK")
+    for split in splits or list_splits(root):
+        scenes = load_scenes(root, split)
+        click.echo(f"{split}: sha256 {split_hash(root, split, scenes)} ({len(scenes)} images)")
 
 
-COMMANDS = [validate]
+@click.command()
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["clevr", "coco"]), required=True,
+              help="clevr: ROOT/CLEVR_<split>_scenes.json for CLEVR's own tools; coco: rewrite the COCO export and manifest")
+@click.option("--split", "splits", multiple=True, help="split(s) to export (default: all)")
+def export(root, fmt, splits):
+    """Write a CLEVR-DS folder's splits in another dataset format."""
+    from .dataset import list_splits, load_scenes, load_vocabulary
+    from .export import write_clevr_scenes, write_exports
+
+    for split in splits or list_splits(root):
+        scenes = load_scenes(root, split)
+        if fmt == "clevr":
+            click.echo(f"{split}: {write_clevr_scenes(root, split, scenes)}")
+        else:
+            write_exports(root, split, scenes, load_vocabulary(root, split))
+            click.echo(f"{split}: COCO export and manifest rewritten")
+
+
+COMMANDS = [validate, export]

@@ -7,6 +7,8 @@
     OUT/annotations/manifest_<split>.csv    one row per image
 
 A scene is finished when its scene JSON exists: it is written (atomically) after its image.
+Names read from files are untrusted (`clevr_ds.paths`): split and file names must be plain names,
+and a meta, scene or image file that resolves (symlinks followed) outside the root is not read.
 """
 
 from __future__ import annotations
@@ -15,38 +17,49 @@ import hashlib
 import json
 from pathlib import Path
 
+from .atomic import TMP_MARK
+from .paths import UnsafePathError, inside, plain_name
+from .png import critical_chunks
+from .schema import META_BASE, SCENE_BASE, problem
 from .vocab import Vocabulary
 
 DATASET_NAME = "CLEVR-DS"
 DEFAULT_ROOT = "output/clevr-ds"  # where `render` writes and `bench` and `train` read by default
+EXECUTION_KEYS = ("device", "threads", "render_s", "annotate_s")  # keys of "render": where and how fast, not what
+MAX_LISTED = 10
 
 
 class DatasetError(ValueError):
     """A missing or corrupt dataset file."""
 
 
+def _split(split: str) -> str:
+    return plain_name(split, "split")
+
+
 def meta_path(root: Path | str, split: str) -> Path:
-    return Path(root) / "meta" / f"{split}.json"
+    return Path(root) / "meta" / f"{_split(split)}.json"
 
 
 def images_dir(root: Path | str, split: str) -> Path:
-    return Path(root) / "images" / split
+    return Path(root) / "images" / _split(split)
 
 
 def scenes_dir(root: Path | str, split: str) -> Path:
-    return Path(root) / "scenes" / split
+    return Path(root) / "scenes" / _split(split)
 
 
 def coco_path(root: Path | str, split: str) -> Path:
-    return Path(root) / "annotations" / f"instances_{split}.json"
+    return Path(root) / "annotations" / f"instances_{_split(split)}.json"
 
 
 def manifest_path(root: Path | str, split: str) -> Path:
-    return Path(root) / "annotations" / f"manifest_{split}.csv"
+    return Path(root) / "annotations" / f"manifest_{_split(split)}.csv"
 
 
 def image_path(root: Path | str, scene: dict) -> Path:
-    return images_dir(root, scene["split"]) / scene["image_filename"]
+    """The scene's image; UnsafePathError if its names are not plain or it resolves outside `root`."""
+    return inside(root, "images", _split(scene["split"]), plain_name(scene["image_filename"], "image_filename"))
 
 
 def image_name(split: str, index: int) -> str:
@@ -75,29 +88,109 @@ def read_json(path: Path | str) -> dict:
         raise DatasetError(f"corrupt JSON {path}: {e}") from None
 
 
-def load_meta(root: Path | str, split: str) -> dict:
+def _inside(root: Path | str, *parts: str) -> Path:
+    """root/parts, or DatasetError if it resolves outside root (a symlink leaving the dataset)."""
+    try:
+        return inside(root, *parts)
+    except UnsafePathError as e:
+        raise DatasetError(str(e)) from None
+
+
+def _conform(data, schema: dict, path: Path) -> None:
+    found = problem(data, schema)
+    if found:
+        raise DatasetError(f"{path}: {found}")
+
+
+def load_meta(root: Path | str, split: str, schema: dict = META_BASE) -> dict:
+    """The split's meta, checked against `schema` and naming this split."""
     path = meta_path(root, split)
     if not path.exists():
         known = ", ".join(list_splits(root)) or "none"
         raise DatasetError(f"no split {split!r} in {root} (splits there: {known})")
-    return read_json(path)
+    meta = read_json(_inside(root, "meta", path.name))
+    _conform(meta, schema, path)
+    if meta.get("split", split) != split:
+        raise DatasetError(f"{path}: meta of split {meta['split']!r} in the file of split {split!r}")
+    return meta
 
 
 def load_vocabulary(root: Path | str, split: str) -> Vocabulary:
     return Vocabulary.from_dict(load_meta(root, split)["vocabulary"])
 
 
-def load_scenes(root: Path | str, split: str) -> list[dict]:
-    """All finished scenes of a split, sorted by image_index."""
-    load_meta(root, split)
-    scenes = [read_json(p) for p in sorted(scenes_dir(root, split).glob("*.json")) if ".tmp-" not in p.name]
-    return sorted(scenes, key=lambda s: s["image_index"])
+def read_scene(root: Path | str, split: str, name: str, schema: dict = SCENE_BASE, num_images: int | None = None) -> dict:
+    """Scene JSON `name` of a split, checked: `schema`, plain names whose paths stay inside `root`, and the
+    layout (file name, split and image_filename follow image_index, which lies in 0..num_images-1).
+    DatasetError with one line naming the file otherwise."""
+    path = _inside(root, "scenes", _split(split), name)
+    scene = read_json(path)
+    _conform(scene, schema, path)
+    try:
+        image_path(root, scene)
+    except UnsafePathError as e:
+        raise DatasetError(f"{path}: {e}") from None
+    index = scene["image_index"]
+    expected = image_name(split, index)
+    if (name, scene["split"], scene["image_filename"]) != (f"{expected}.json", split, f"{expected}.png"):
+        raise DatasetError(f"{path}: split {scene['split']!r}, image_index {index} and image_filename "
+                           f"{scene['image_filename']!r} do not match the layout ({expected}.json, {expected}.png "
+                           f"in split {split!r})")  # fmt: skip
+    if index < 0 or (num_images is not None and index >= num_images):
+        raise DatasetError(f"{path}: image_index {index} out of range (meta's num_images is {num_images})")
+    return scene
 
 
-def split_hash(root: Path | str, split: str) -> str:
-    """SHA-256 over the split's scene JSONs and image bytes, in image order."""
-    h = hashlib.sha256()
-    for scene in load_scenes(root, split):
-        h.update(json.dumps(scene, sort_keys=True).encode())
-        h.update(image_path(root, scene).read_bytes())
+def load_scenes(root: Path | str, split: str, schema: dict = SCENE_BASE) -> list[dict]:
+    """All finished scenes of a split, each checked by `read_scene`, sorted by image_index."""
+    num_images = load_meta(root, split).get("num_images")
+    names = sorted(p.name for p in scenes_dir(root, split).glob("*.json") if TMP_MARK not in p.name)
+    return sorted((read_scene(root, split, n, schema, num_images) for n in names), key=lambda s: s["image_index"])
+
+
+def missing_files(root: Path | str, split: str, num_images: int) -> list[str]:
+    """Names of the scene JSONs and images of indices 0..num_images-1 that are not on disk."""
+    paths = (p for i in range(num_images) for p in (scene_path(root, split, i), image_file(root, split, i)))
+    return [p.name for p in paths if not p.is_file()]
+
+
+def incomplete_message(root: Path | str, split: str, missing: list[str]) -> str:
+    """One line naming the missing files of a split (the first MAX_LISTED of them)."""
+    more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+    return f"split {split!r} of {root} is incomplete: missing {', '.join(missing[:MAX_LISTED])}{more}"
+
+
+def png_content(data: bytes, path: Path | str) -> bytes:
+    """The critical chunks (IHDR, PLTE, IDAT, IEND) of a PNG file: its pixels without metadata chunks (dates, text)."""
+    try:
+        return critical_chunks(data)
+    except ValueError:
+        raise DatasetError(f"{path}: not a PNG file") from None
+
+
+def _content(record: dict) -> bytes:
+    """Canonical JSON of a meta or scene without num_images and without the EXECUTION_KEYS of its "render"."""
+    out = {k: v for k, v in record.items() if k != "num_images"}
+    if isinstance(out.get("render"), dict):
+        out["render"] = {k: v for k, v in out["render"].items() if k not in EXECUTION_KEYS}
+    return json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+
+
+def split_hash(root: Path | str, split: str, scenes: list[dict] | None = None) -> str:
+    """SHA-256 of a split's content: equal for two renders of the same scenes, whenever and however they ran.
+
+    In order: the meta, then per scene in image_index order its scene JSON and the SHA-256 of its
+    image's PNG critical chunks (`png_content`). JSON is canonical (sorted keys, separators ',' ':',
+    ASCII, one line each) and leaves out meta's num_images (the scenes tell which images there are)
+    and, in "render", the EXECUTION_KEYS device, threads, render_s and annotate_s. `scenes` default
+    to `load_scenes(root, split)`.
+    """
+    h = hashlib.sha256(_content(load_meta(root, split)))
+    for scene in sorted(load_scenes(root, split) if scenes is None else scenes, key=lambda s: s["image_index"]):
+        path = image_path(root, scene)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise DatasetError(f"missing file {path}") from None
+        h.update(_content(scene) + hashlib.sha256(png_content(data, path)).digest())
     return h.hexdigest()

@@ -1,12 +1,16 @@
-"""Split-level exports built from the scene JSONs: COCO instances and a manifest table."""
+"""Split-level exports built from the scene JSONs: COCO instances, a manifest table, CLEVR scenes.
+
+Every export is a function of the scenes alone (no clock), so identical renders give identical files.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 
-from . import GENERATOR_NAME, GENERATOR_VERSION
+from . import GENERATOR_DATE, GENERATOR_NAME, GENERATOR_VERSION, RENDER_LICENSE
 from .atomic import atomic_path, write_json
 from .dataset import DATASET_NAME, coco_path, manifest_path
 from .vocab import Vocabulary
@@ -27,7 +31,8 @@ def to_coco(scenes: list[dict], vocab: Vocabulary, split: str) -> dict:
     images, annotations = [], []
     for scene in scenes:
         image_id = scene["image_index"]
-        images.append({"id": image_id, "file_name": scene["image_filename"], "width": scene["width"], "height": scene["height"], "seed": scene["seed"]})
+        images.append({"id": image_id, "file_name": scene["image_filename"], "width": scene["width"], "height": scene["height"],
+                       "seed": scene["seed"], "license": RENDER_LICENSE["id"], "date_captured": GENERATOR_DATE})
         for i, obj in enumerate(scene["objects"]):
             if not obj["visible"]:
                 continue
@@ -45,8 +50,10 @@ def to_coco(scenes: list[dict], vocab: Vocabulary, split: str) -> dict:
                 }
             )
     return {
-        "info": {"description": f"{DATASET_NAME} {split}", "version": GENERATOR_VERSION, "generator": GENERATOR_NAME},
-        "licenses": [],
+        "info": {"description": f"{DATASET_NAME} {split}: synthetic renders with controlled object scale",
+                 "version": GENERATOR_VERSION, "year": int(GENERATOR_DATE[:4]), "date_created": GENERATOR_DATE,
+                 "contributor": GENERATOR_NAME, "url": "", "generator": GENERATOR_NAME},
+        "licenses": [RENDER_LICENSE],
         "images": images,
         "annotations": annotations,
         "categories": coco_categories(vocab),
@@ -81,6 +88,51 @@ def manifest(scenes: list[dict]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def clevr_size(obj: dict, scale_range: list[float]) -> str:
+    """CLEVR's categorical size: "large" when the object's measured rel_scale is at least the
+    log-midpoint of its image's scale range (so each range splits about evenly), else "small"."""
+    lo, hi = scale_range
+    return "large" if obj["rel_scale"] >= math.sqrt(lo * hi) else "small"
+
+
+def to_clevr_scene(scene: dict) -> dict:
+    """A scene in CLEVR's own layout and field types: visible objects only (relationships
+    re-indexed), categorical `size` (see clevr_size; the world size stays as `size_world`),
+    integer pixel x and y."""
+    kept = [i for i, o in enumerate(scene["objects"]) if o["visible"]]
+    new_index = {old: new for new, old in enumerate(kept)}
+    objects = []
+    for i in kept:
+        o = scene["objects"][i]
+        x, y, depth = o["pixel_coords"]
+        objects.append({"shape": o["shape"], "color": o["color"], "material": o["material"],
+                        "size": clevr_size(o, scene["scale_range"]), "size_world": o["size"],
+                        "rotation": o["rotation"], "3d_coords": o["3d_coords"],
+                        "pixel_coords": [int(round(x)), int(round(y)), depth], "rel_scale": o["rel_scale"],
+                        "bbox": o["bbox"]})  # fmt: skip
+    relationships = {name: [[new_index[j] for j in related[i] if j in new_index] for i in kept]
+                     for name, related in scene["relationships"].items()}  # fmt: skip
+    return {"image_index": scene["image_index"], "image_filename": scene["image_filename"], "split": scene["split"],
+            "objects": objects, "relationships": relationships, "directions": scene["directions"]}  # fmt: skip
+
+
+def to_clevr(scenes: list[dict], split: str) -> dict:
+    """The `{"info", "scenes"}` file that CLEVR's collect_scenes.py writes and its question generator reads."""
+    info = {"date": GENERATOR_DATE, "version": GENERATOR_VERSION, "split": split, "license": RENDER_LICENSE["name"],
+            "generator": f"{GENERATOR_NAME} {GENERATOR_VERSION}"}  # fmt: skip
+    return {"info": info, "scenes": [to_clevr_scene(s) for s in scenes]}
+
+
+def clevr_scenes_path(root: Path | str, split: str) -> Path:
+    return Path(root) / f"CLEVR_{split}_scenes.json"
+
+
+def write_clevr_scenes(root: Path | str, split: str, scenes: list[dict]) -> Path:
+    path = clevr_scenes_path(root, split)
+    write_json(path, to_clevr(scenes, split))
+    return path
 
 
 def write_exports(root: Path | str, split: str, scenes: list[dict], vocab: Vocabulary) -> None:

@@ -27,7 +27,8 @@ class ScaleRange:
         return float(math.exp(rng.uniform(math.log(self.lo), math.log(self.hi))))
 
     def __str__(self) -> str:
-        return f"{self.lo:g}-{self.hi:g}"
+        """The shortest spec that parses back to exactly these floats."""
+        return f"{self.lo!r}-{self.hi!r}"
 
 
 def parse_scales(spec: str) -> list[ScaleRange]:

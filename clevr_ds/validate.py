@@ -1,4 +1,5 @@
-"""Check a CLEVR-DS folder: images, scenes, masks, boxes, vocabulary and the COCO export agree."""
+"""Check a CLEVR-DS folder: schemas, seeds, names and paths, completeness, and that images, scenes, masks,
+boxes, vocabulary and the COCO export agree. One line per problem."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from .annotate import decode_mask, mask_bbox, rel_scale
-from .dataset import DatasetError, coco_path, image_path, images_dir, list_splits, load_meta, manifest_path, read_json, scenes_dir
+from .dataset import (DatasetError, coco_path, image_path, images_dir, incomplete_message, list_splits, load_meta,
+                      manifest_path, missing_files, read_scene, scenes_dir)  # fmt: skip
+from .sampling import scene_seed
+from .schema import META, SCENE
 from .vocab import Vocabulary, class_name
-
-SCENE_KEYS = ("image_index", "image_filename", "split", "width", "height", "seed", "objects", "camera", "directions", "relationships", "render")
-OBJECT_KEYS = ("shape", "color", "material", "class", "size", "3d_coords", "pixel_coords", "rotation", "target_scale", "rel_scale", "bbox", "visible_pixels", "area_frac", "visible", "mask")
 
 
 def _check_image(root: Path, scene: dict) -> list[str]:
@@ -35,10 +36,16 @@ def _check_image(root: Path, scene: dict) -> list[str]:
     return []
 
 
+def _check_seed(name: str, scene: dict, meta: dict) -> list[str]:
+    """The scene's seeds must be those derived from meta's global seed, the split and the image index."""
+    expected = scene_seed(meta["seed"], meta["split"], scene["image_index"])
+    if (scene["seed"], scene["global_seed"]) == (expected, meta["seed"]):
+        return []
+    return [f"{name}: seed {scene['seed']} and global_seed {scene['global_seed']}, but meta's seed {meta['seed']} "
+            f"gives seed {expected} for index {scene['image_index']} of split {meta['split']!r}"]  # fmt: skip
+
+
 def _check_object(name: str, obj: dict, scene: dict, vocab: Vocabulary, min_visible: int) -> list[str]:
-    missing = [k for k in OBJECT_KEYS if k not in obj]
-    if missing:
-        return [f"{name}: missing keys {', '.join(missing)}"]
     problems = []
     if obj["shape"] not in vocab.shapes or obj["color"] not in vocab.colors or obj["material"] not in vocab.materials:
         problems.append(f"{name}: {obj['color']}/{obj['shape']}/{obj['material']} not in the vocabulary")
@@ -96,29 +103,31 @@ def _check_coco(root: Path, split: str, scenes: list[dict], vocab: Vocabulary) -
 def validate_split(root: Path | str, split: str) -> list[str]:
     root = Path(root)
     try:
-        meta = load_meta(root, split)
+        meta = load_meta(root, split, META)
         vocab = Vocabulary.from_dict(meta["vocabulary"])
-    except (DatasetError, KeyError, ValueError) as e:
+    except ValueError as e:  # DatasetError, UnsafePathError, a bad vocabulary
         return [f"{split}: unreadable meta ({e})"]
     problems, scenes = [], []
-    for path in sorted(scenes_dir(root, split).glob("*.json")):
+    scene_files = sorted(scenes_dir(root, split).glob("*.json"))
+    for path in scene_files:
         try:
-            scene = read_json(path)
+            scene = read_scene(root, split, path.name, SCENE, meta["num_images"])
         except DatasetError as e:
             problems.append(str(e))
             continue
-        missing = [k for k in SCENE_KEYS if k not in scene]
-        if missing:
-            problems.append(f"{path.name}: missing keys {', '.join(missing)}")
-            continue
         scenes.append(scene)
+        problems += _check_seed(path.name, scene, meta)
         problems += _check_image(root, scene)
         for i, obj in enumerate(scene["objects"]):
             problems += _check_object(f"{path.stem} object {i}", obj, scene, vocab, meta["min_visible_pixels"])
-    named = {s["image_filename"] for s in scenes}
-    problems += [f"{p.name}: image without a scene (unfinished; re-run render)" for p in sorted(images_dir(root, split).glob("*.png")) if p.name not in named]
-    if not scenes:
+    named = {p.stem for p in scene_files}
+    problems += [f"{p.name}: image without a scene (unfinished; re-run render)" for p in sorted(images_dir(root, split).glob("*.png")) if p.stem not in named]
+    missing = missing_files(root, split, meta["num_images"])
+    if missing:
+        problems.append(incomplete_message(root, split, missing))
+    if not scene_files:
         problems.append(f"{split}: no scenes")
+    if not scenes or len(scenes) < len(scene_files):  # the exports can only be compared with every scene read
         return problems
     problems += _check_coco(root, split, scenes, vocab)
     try:

@@ -1,12 +1,17 @@
 """DetailCLIP (arXiv 2208.14649, "Complete Cover"; not the segmentation DetailCLIP of 2409.06809):
 Complete Cover patches, frozen CLIP backbones, a feature cache, fusion models, losses, training.
 
-Names are imported lazily so that `import detailclip` (and the CLI's --help) stays fast.
+Names are imported lazily so that `import detailclip` (and the CLI's --help) stays fast; the
+project's architectures and weight tags join open_clip's registries once open_clip is imported.
 """
 
 from __future__ import annotations
 
 import importlib
+
+from .registry import register_when_imported
+
+register_when_imported()
 
 _EXPORTS = {
     "complete_cover_boxes": "cover",

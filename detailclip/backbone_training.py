@@ -41,9 +41,10 @@ from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops,
 from clevr_ds.dataset import load_vocabulary, split_hash
 from clevr_ds.vocab import Vocabulary
 
-from .backbones import Backbone, autocast, quiet_open_clip, register_model_configs
+from .backbones import Backbone, autocast, quiet_open_clip
 from .data import SplitImages
 from .patches import extract_patches
+from .registry import register
 from .text import resolve_templates
 from .train import ensure_same_run, load_state, lr_factor, save_state, write_csv
 from .zero_shot import class_accuracy, predict_classes, single_object_items
@@ -121,7 +122,7 @@ class BackboneTrainer:
                  device: torch.device, run_config: dict):
         import open_clip
 
-        register_model_configs()
+        register()
         self.config, self.device, self.train, self.vocabulary = config, device, train, vocabulary
         self.classes = vocabulary.classes
         self.run_config = {**run_config, "train": asdict(config)}

@@ -19,33 +19,17 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import load_torch_file
+from .registry import BUILTIN_WEIGHTS, DEFAULT_FUSION_CHECKPOINT, WEIGHTS_DIR, register  # noqa: F401 (re-exported)
 from .text import TemplateSpec, class_prompts
 
 DEFAULT_BACKBONE = "CLEVR-DS-ViT-T-16"  # the reference backbone shipped in detailclip/weights/
 DEFAULT_PRETRAINED = "clevr-ds-v3"
-MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
-WEIGHTS_DIR = Path(__file__).with_name("weights")
-# built-in tag -> (architecture, file in WEIGHTS_DIR): backbones trained by this project (offline)
-BUILTIN_WEIGHTS = {"clevr-ds-v3": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v3.safetensors")}
-# DetailCLIP fusion checkpoint trained on the default backbone (the default of `bench --model detailclip`)
-DEFAULT_FUSION_CHECKPOINT = WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-v3.pt"
 UNTRAINED = ("none", "", "random")
 
 
 class BackboneError(ValueError):
     """An unknown architecture, pretrained tag or unreadable checkpoint."""
-
-
-def register_model_configs() -> None:
-    """Register the package's open_clip architectures (JSON configs in model_configs/)."""
-    import open_clip
-
-    if not set(_config_names()) <= set(open_clip.list_models()):
-        open_clip.add_model_config(MODEL_CONFIG_DIR)
-
-
-def _config_names() -> list[str]:
-    return sorted(p.stem for p in MODEL_CONFIG_DIR.glob("*.json"))
 
 
 def default_device() -> torch.device:
@@ -62,6 +46,21 @@ def autocast(device: torch.device):
 
 def is_untrained(pretrained: str | None) -> bool:
     return pretrained is None or str(pretrained).lower() in UNTRAINED
+
+
+def default_pretrained(name: str) -> str:
+    """The weights an architecture gets when none are named: its built-in tag, else open_clip's `openai`
+    tag, else its only tag; BackboneError listing the choices otherwise."""
+    import open_clip
+
+    register()
+    builtin = [tag for tag, (architecture, _) in BUILTIN_WEIGHTS.items() if architecture == name]
+    tags = builtin or open_clip.list_pretrained_tags_by_model(name)
+    if builtin or "openai" in tags or len(tags) == 1:
+        return builtin[0] if builtin else ("openai" if "openai" in tags else tags[0])
+    choices = f"one of its tags ({', '.join(tags)}), " if tags else ""
+    raise BackboneError(f"{name} has no default weights: pass --pretrained with {choices}a checkpoint file, "
+                        "or none for random weights")
 
 
 def builtin_weights(tag: str, name: str | None = None) -> Path:
@@ -200,7 +199,7 @@ def load_backbone(
     embeddings interpolated by open_clip)."""
     import open_clip
 
-    register_model_configs()
+    register()
     if name not in open_clip.list_models():
         raise BackboneError(f"unknown open_clip architecture {name!r} (see open_clip.list_models())")
     device = torch.device(device) if device is not None else default_device()
@@ -213,13 +212,17 @@ def load_backbone(
         if weights not in tags:
             raise BackboneError(f"{weights!r} is neither a file nor a pretrained tag of {name} "
                                 f"(tags: {', '.join(tags) or 'none'})")
+    local = weights is not None and Path(weights).is_file()
+    state = _read_weights_file(weights) if local else None
     try:
         with torch.random.fork_rng(devices=[]), quiet_open_clip():
             torch.manual_seed(seed)
-            local = weights is not None and Path(weights).is_file()
             model = open_clip.create_model(name, pretrained=None if local else weights, force_image_size=image_size)
-            if local:
-                _load_weights_file(model, weights)
+            if state is not None:
+                from open_clip.model import resize_pos_embed
+
+                resize_pos_embed(state, model)
+                model.load_state_dict(state)
     except (RuntimeError, OSError, KeyError, ValueError) as e:
         raise BackboneError(f"cannot load {name} with pretrained {pretrained!r}: {e}") from None
     model = model.to(device).eval().requires_grad_(False)
@@ -227,15 +230,15 @@ def load_backbone(
                     device=device, seed=seed, batch_size=batch_size)
 
 
-def _load_weights_file(model: torch.nn.Module, path: str) -> None:
-    """Load a local checkpoint in float32 (fp16 files included), resizing position embeddings to
-    the model's input size (bicubic interpolation has no fp16 kernel on CPU)."""
-    from open_clip.factory import load_state_dict
-    from open_clip.model import resize_pos_embed
-
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
-    resize_pos_embed(state, model)
-    model.load_state_dict(state)
+def _read_weights_file(path: str) -> dict[str, torch.Tensor]:
+    """The state dict of a local torch or safetensors file (read safely, see load_torch_file) in
+    float32, fp16 files included: bicubic position-embedding resizing has no fp16 kernel on CPU."""
+    state = load_torch_file(path, "weights file", BackboneError)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise BackboneError(f"{path} is not a weights file: it holds no state dict of tensors")
+    return {str(k).removeprefix("module."): v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 @contextlib.contextmanager

@@ -31,16 +31,32 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict) -> None:
         torch.save(payload, tmp)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint payload, validated."""
+def load_torch_file(path: str | Path, what: str, error: type[Exception] = CheckpointError):
+    """The tensors and plain data of a torch file (weights_only=True) or a .safetensors file.
+
+    Anything else, a file of pickled Python objects included, is refused (never unpickled with
+    weights_only=False) with one `error` line saying that `path` is not a `what`.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint file {path}")
+        raise error(f"no {what} file {path}")
+    if path.stat().st_size == 0:
+        raise error(f"{path} is not a {what}: the file is empty")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged file
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # many types for foreign files; torch's message may advise unsafe loading
+        raise error(f"{path} is not a {what}: not a torch or safetensors file of tensors and plain data") from None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint payload, validated."""
+    payload = load_torch_file(path, "checkpoint")
+    if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
+            and isinstance(payload.get("config"), dict) and isinstance(payload.get("state_dict"), dict)):
         raise CheckpointError(f"{path} is not a DetailCLIP fusion checkpoint")
     return payload
 
@@ -49,10 +65,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
     """(fusion model in eval mode on `device`, its config dict)."""
     payload = read_checkpoint(path)
     config = payload["config"]
-    model = build_fusion_from_config(config["fusion"])
     try:
+        model = build_fusion_from_config(config["fusion"])
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path} does not match its config: {str(e).splitlines()[0]}") from None
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"

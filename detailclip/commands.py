@@ -8,11 +8,22 @@ from pathlib import Path
 
 import click
 
+from clevr_ds.dataset import DEFAULT_ROOT
+
+from .registry import DEFAULT_FUSION_CHECKPOINT
+
 SIZES = ("tiny", "small", "base")
 
 
 def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+def _cache_dir(option: Path | None, default: Path | None) -> Path | None:
+    """The --cache-dir folder: `default` when not given, None (no cache) for 'none'."""
+    if option is None:
+        return default
+    return None if str(option).lower() == "none" else option
 
 
 def _warn_if_untrained(backbone) -> None:
@@ -41,18 +52,18 @@ pretrained_option = click.option("--pretrained", default=None,
 @click.option("--templates", default="openai80", show_default=True, help="prompt templates: openai80, short, plain, photo")
 @click.option("--scheme", type=click.Choice(["cc", "grid"]), default="cc", show_default=True)
 @click.option("--k", type=click.IntRange(1, 30), default=10, show_default=True)
-@click.option("--size", type=click.Choice(SIZES), default="small", show_default=True)
+@click.option("--size", type=click.Choice(SIZES), default="tiny", show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
 @click.option("--pre-norm/--post-norm", default=False, show_default=True, help="transformer layer norm placement")
-@click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(0), default=0.05, show_default=True)
 @click.option("--warmup", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="fraction of steps")
 @click.option("--patience", type=click.IntRange(0), default=8, show_default=True, help="0: no early stopping")
 @click.option("--text-weight", type=click.FloatRange(0), default=1.0, show_default=True)
-@click.option("--patch-weight", type=click.FloatRange(0), default=1.0, show_default=True)
-@click.option("--rank-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--patch-weight", type=click.FloatRange(0), default=0.25, show_default=True)
+@click.option("--rank-weight", type=click.FloatRange(0), default=3.0, show_default=True,
               help="weight of the text ranking term (per-query softmax over the batch's images)")
 @click.option("--rank-temperature", type=click.FloatRange(0, min_open=True), default=0.02, show_default=True)
 @click.option("--patch-mode", type=click.Choice(["sample", "all"]), default="sample", show_default=True)
@@ -60,14 +71,16 @@ pretrained_option = click.option("--pretrained", default=None,
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1, show_default=True, help="epochs")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="feature cache [default: <out folder>/feature_cache]")
+              help="feature cache [default: <out folder>/feature_cache]; none: no cache")
 @click.option("--extract-batch", type=click.IntRange(1), default=4, show_default=True, help="images cut together")
 @click.option("--device", default=None, help="torch device [default: cuda when present]")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="checkpoint file to write")
 @click.option("--resume", is_flag=True, help="continue from <out>.state.pt")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def train(**opts):
-    """Train a DetailCLIP fusion model on a folder of images (CLEVR-DS or plain + class names)."""
+    """Train a DetailCLIP fusion model on a folder of images (CLEVR-DS or plain + class names).
+
+    The defaults are the recipe of the shipped fusion checkpoint (scripts/make_reference_weights.sh)."""
     import torch
 
     from clevr_ds.dataset import DatasetError
@@ -93,7 +106,7 @@ def train(**opts):
     except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
         raise _fail(e) from None
     _warn_if_untrained(backbone)
-    cache_dir = opts["cache_dir"] or out.parent / "feature_cache"
+    cache_dir = _cache_dir(opts["cache_dir"], out.parent / "feature_cache")
     extract = dict(scheme=opts["scheme"], k=opts["k"], cache_dir=cache_dir, batch_size=opts["extract_batch"],
                    progress=progress)
     try:
@@ -131,7 +144,8 @@ def train(**opts):
 
 
 @click.command()
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="fusion checkpoint from train")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=DEFAULT_FUSION_CHECKPOINT,
+              help="fusion checkpoint from train [default: the shipped one, on the offline reference backbone]")
 @click.option("--images", "images_dir", required=True, type=click.Path(path_type=Path), help="folder of images (recursive)")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help=".npz with vectors [N, D] and paths")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="feature cache (none: no cache)")
@@ -157,8 +171,8 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, quiet):
         paths = list_images(images_dir)
         if not paths:
             raise ImageError(f"no images in {images_dir}")
-        vectors, config = encode_images_with_checkpoint(checkpoint, paths, cache_dir=cache_dir, batch_size=batch_size,
-                                                        device=device, progress=not quiet)
+        vectors, config = encode_images_with_checkpoint(checkpoint, paths, cache_dir=_cache_dir(cache_dir, None),
+                                                        batch_size=batch_size, device=device, progress=not quiet)
     except (CheckpointError, BackboneError, ImageError, ValueError) as e:
         raise _fail(e) from None
     names = np.array([str(p.relative_to(images_dir)) for p in paths])
@@ -215,10 +229,11 @@ def train_backbone(**opts):
     from clevr_ds.dataset import DatasetError
 
     from .backbone_training import BackboneTrainConfig, train_backbone as run
-    from .backbones import BackboneError, default_device, register_model_configs
+    from .backbones import BackboneError, default_device
     from .images import ImageError
+    from .registry import register
 
-    register_model_configs()
+    register()
     if opts["model"] not in open_clip.list_models():
         raise click.BadParameter(f"unknown open_clip architecture {opts['model']!r}", param_hint="--model")
     if opts["batch_size"] < opts["images_per_batch"]:
@@ -237,8 +252,9 @@ def train_backbone(**opts):
 @click.command("zero-shot")
 @backbone_option
 @pretrained_option
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="CLEVR-DS folder")
-@click.option("--split", default="val", show_default=True, help="held-out split")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path(DEFAULT_ROOT), show_default=True,
+              help="CLEVR-DS folder")
+@click.option("--split", default="test", show_default=True, help="held-out split")
 @click.option("--factor", "factors", type=click.FloatRange(1), multiple=True, default=[3.0], show_default=True,
               help="crop side / object box side (repeat for several; larger shows the object smaller)")
 @click.option("--min-pixels", type=click.FloatRange(0), default=4.0, show_default=True,

@@ -1,10 +1,13 @@
 """Per-image patch features, extracted in batches and cached on disk.
 
-Cache layout: CACHE/<key folder>/<image sha256>[-<boxes hash>].npy (fp16 [P, D], memory-mapped on
-read) beside .levels.npy (int16 [P]) and key.json (the full key). The key folder is determined by
-(backbone, pretrained, input size, scheme, k, cutting options); an image by its content hash, so
-renamed or copied images hit the cache. Each file is written atomically, levels before features, so
-a killed extraction resumes where it stopped and never reads a half-written entry.
+Cache layout: CACHE/<key folder>/key.json (the full key) and one <image sha256>[-<boxes hash>].feat
+file per image: a JSON header line (format, key digest, entry name, dtype, shape [P, D], the level id
+of every patch, and the sha256 of the level ids (int16) and feature bytes), then the fp16 [P, D]
+features. The key folder is determined by (backbone, pretrained, seed, input size, scheme, k,
+cutting options); an image by its content hash, so renamed or copied images hit the cache. Entries
+are written atomically, so a killed extraction resumes where it stopped. Every read is verified
+against the header and checksum: a bad entry (empty, truncated, overwritten, from another key or
+image) is reported in one line on stderr and extracted again.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +33,7 @@ from .cover import scheme_boxes
 from .images import content_hash, decode_image, read_bytes
 from .patches import patch_groups
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass
@@ -38,7 +42,7 @@ class PatchFeatures:
 
     path: str
     image_hash: str
-    data: np.ndarray  # fp16 [P, D], possibly a read-only memory map
+    data: np.ndarray  # fp16 [P, D], read-only when it comes from the cache
     level_ids: np.ndarray  # int [P]
 
     @property
@@ -75,33 +79,64 @@ class CutOptions:
 
 
 class FeatureCache:
-    """One key folder of the on-disk feature cache."""
+    """One key folder of the on-disk feature cache, with verified entries."""
 
     def __init__(self, root: str | Path, backbone: Backbone, cut: CutOptions):
         self.key = {"format": CACHE_FORMAT, **backbone.identity, **cut.key()}
-        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:12]
+        self.digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:12]
+        self.dim = backbone.embed_dim
         label = "-".join(_slug(str(v)) for v in (backbone.name, self.key["pretrained"], cut.scheme))
-        self.folder = Path(root) / f"{label}-{digest}"
+        self.folder = Path(root) / f"{label}-{self.digest}"
         self.folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.folder)
         if not (self.folder / "key.json").exists():
             write_json(self.folder / "key.json", self.key, indent=2)
 
-    def _paths(self, entry: str) -> tuple[Path, Path]:
-        return self.folder / f"{entry}.npy", self.folder / f"{entry}.levels.npy"
+    def path(self, entry: str) -> Path:
+        return self.folder / f"{entry}.feat"
 
-    def has(self, entry: str) -> bool:
-        return self._paths(entry)[0].exists()
-
-    def load(self, entry: str) -> tuple[np.ndarray, np.ndarray]:
-        features_path, levels_path = self._paths(entry)
-        return np.load(features_path, mmap_mode="r"), np.load(levels_path)
+    def load(self, entry: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(features fp16 [P, D] read-only, levels int16 [P]) of a verified entry; None when it is
+        missing or bad (a bad one is reported in one line on stderr)."""
+        path = self.path(entry)
+        try:
+            return self._verified(entry, path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            tqdm.write(f"warning: feature cache entry {path} is bad ({e}); extracting it again", file=sys.stderr)
+            return None
 
     def store(self, entry: str, features: np.ndarray, levels: np.ndarray) -> None:
-        features_path, levels_path = self._paths(entry)
-        for path, array in ((levels_path, levels), (features_path, features)):
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                np.save(f, array)
+        features = np.ascontiguousarray(features, dtype="<f2")
+        header = json.dumps(self._header(entry, features, levels)).encode()
+        with atomic_path(self.path(entry)) as tmp:
+            tmp.write_bytes(header + b"\n" + features.tobytes())
+
+    def _header(self, entry: str, features: np.ndarray, levels: np.ndarray) -> dict:
+        checksum = hashlib.sha256(levels.astype("<i2").tobytes())
+        checksum.update(features)
+        return {"format": CACHE_FORMAT, "key": self.digest, "entry": entry, "dtype": "float16",
+                "shape": list(features.shape), "levels": levels.tolist(), "sha256": checksum.hexdigest()}
+
+    def _verified(self, entry: str, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """The entry's arrays if `data` matches its own header and this folder; else ValueError."""
+        if not data:
+            raise ValueError("empty file")
+        head, _, payload = data.partition(b"\n")
+        try:
+            header = json.loads(head)
+            levels = np.array(header["levels"], dtype=np.int16).reshape(-1)
+        except (ValueError, TypeError, KeyError, OverflowError):
+            raise ValueError("no valid header") from None
+        size = len(levels) * self.dim * 2
+        if len(payload) != size:
+            raise ValueError(f"{len(payload)} feature bytes where {len(levels)}x{self.dim} fp16 needs {size}")
+        features = np.frombuffer(payload, dtype="<f2").reshape(len(levels), self.dim)
+        wrong = [name for name, value in self._header(entry, features, levels).items() if header.get(name) != value]
+        if wrong:
+            raise ValueError(f"wrong {', '.join(wrong)}")
+        return features, levels
 
 
 def extract_features(
@@ -117,12 +152,14 @@ def extract_features(
     min_side: int = 8,
     antialias: bool = True,
     num_workers: int = 2,
+    max_image_pixels: int | None = None,
 ) -> list[PatchFeatures]:
     """Patch features of every image (in order), from the cache where present.
 
     batch_size images are cut together and their patches encoded in backbone.batch_size chunks;
     reading, hashing and decoding run ahead in `num_workers` threads. `object_bboxes[i]` lists the
-    [x, y, w, h] boxes of image i (scheme "objects" only).
+    [x, y, w, h] boxes of image i (scheme "objects" only). Larger images than `max_image_pixels`
+    are refused (see images.max_image_pixels).
     """
     cut = CutOptions(scheme=scheme, k=k, enlarge=enlarge, min_side=min_side, antialias=antialias)
     if scheme == "objects" and (object_bboxes is None or len(object_bboxes) != len(image_paths)):
@@ -132,12 +169,14 @@ def extract_features(
     pending: list[tuple[int, str, torch.Tensor]] = []
     bar = tqdm(total=len(image_paths), desc=f"features {backbone.name} {scheme}", unit="img", disable=not progress)
 
-    def read(index: int) -> tuple[int, str, torch.Tensor | None]:
+    def read(index: int) -> tuple[int, str, tuple | None, torch.Tensor | None]:
+        """(index, entry, verified cached arrays or None, decoded image when not cached)."""
         data = read_bytes(image_paths[index])
         entry = _entry_name(content_hash(data), object_bboxes[index] if scheme == "objects" else None)
-        if cache is not None and cache.has(entry):
-            return index, entry, None
-        return index, entry, decode_image(data, image_paths[index])
+        cached = cache.load(entry) if cache is not None else None
+        if cached is not None:
+            return index, entry, cached, None
+        return index, entry, None, decode_image(data, image_paths[index], max_image_pixels)
 
     def flush() -> None:
         _encode_batch(backbone, cut, pending, object_bboxes, image_paths, cache, results)
@@ -145,10 +184,9 @@ def extract_features(
         pending.clear()
 
     with bar, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-        for index, entry, image in _prefetch(pool, read, range(len(image_paths)), depth=2 * batch_size + 2):
-            if image is None:
-                features, levels = cache.load(entry)
-                results[index] = PatchFeatures(str(image_paths[index]), entry, features, levels)
+        for index, entry, cached, image in _prefetch(pool, read, range(len(image_paths)), depth=2 * batch_size + 2):
+            if cached is not None:
+                results[index] = PatchFeatures(str(image_paths[index]), entry, *cached)
                 bar.update(1)
                 continue
             pending.append((index, entry, image))
@@ -185,7 +223,6 @@ def _encode_batch(backbone, cut, pending, object_bboxes, image_paths, cache, res
         start += count
         if cache is not None:
             cache.store(entry, feats, lvls)
-            feats, lvls = cache.load(entry)
         results[index] = PatchFeatures(str(image_paths[index]), entry, feats, lvls)
 
 

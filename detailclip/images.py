@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+MAX_PIXELS_ENV = "DETAILCLIP_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own warning threshold (about 0.25 GiB of RGB)
 
 
 class ImageError(ValueError):
-    """A missing, unreadable or empty image input."""
+    """A missing, unreadable, empty or oversized image input."""
 
 
 def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
@@ -34,19 +37,57 @@ def read_bytes(path: str | Path) -> bytes:
         raise ImageError(f"cannot read image {path}: {e.strerror or e}") from None
 
 
-def decode_image(data: bytes, path: str | Path = "<bytes>"):
-    """Decode image bytes to a uint8 RGB tensor [3, H, W]."""
+def max_image_pixels(limit: int | None = None) -> int:
+    """`limit`, else the DETAILCLIP_MAX_IMAGE_PIXELS environment variable, else DEFAULT_MAX_PIXELS."""
+    if limit is not None:
+        return int(limit)
+    value = os.environ.get(MAX_PIXELS_ENV, str(DEFAULT_MAX_PIXELS))
+    if not value.isdigit():
+        raise ImageError(f"{MAX_PIXELS_ENV} must be a number of pixels, got {value!r}")
+    return int(value)
+
+
+def decode_image(data: bytes, path: str | Path = "<bytes>", max_pixels: int | None = None):
+    """Decode image bytes to a uint8 RGB tensor [3, H, W].
+
+    The size declared in the header is checked against `max_pixels` (see max_image_pixels) before
+    anything is decoded. 16-bit greyscale is scaled to 8 bits as round(v / 257); Pillow reads
+    16-bit colour PNGs as their high byte (v >> 8, within one level of that). Palettes are
+    expanded and alpha is dropped (as open_clip's preprocessing does), not composited.
+    """
     import io
 
-    import numpy as np
     import torch
     from PIL import Image, UnidentifiedImageError
 
+    Image.MAX_IMAGE_PIXELS = None  # the size check is ours, with our limit and one-line message
+    limit = max_image_pixels(max_pixels)
     try:
         with Image.open(io.BytesIO(data)) as image:
-            array = np.array(image.convert("RGB"))
+            width, height = image.size
+            if width * height > limit:
+                raise ImageError(f"image {path} is {width}x{height} = {width * height} pixels, over the limit of "
+                                 f"{limit} (set {MAX_PIXELS_ENV} to raise it)")
+            array = _rgb_array(image)
     except UnidentifiedImageError:
         raise ImageError(f"cannot decode image {path}: unknown or corrupt image format") from None
+    except ImageError:
+        raise
     except (OSError, ValueError) as e:
         raise ImageError(f"cannot decode image {path}: {e}") from None
     return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def _rgb_array(image):
+    """uint8 [H, W, 3] of an open PIL image; integer greyscale (16 or 32 bits) scaled from 0..65535."""
+    import numpy as np
+
+    if image.mode == "F":
+        raise ValueError("floating-point samples are not supported")
+    if not image.mode.startswith("I"):
+        return np.array(image.convert("RGB"))
+    values = np.asarray(image, dtype=np.int64)
+    if values.min() < 0 or values.max() > 65535:
+        raise ValueError(f"{image.mode} samples outside 0..65535")
+    grey = ((values + 128) // 257).astype(np.uint8)  # round(v / 257): v / 257 is never exactly x.5
+    return np.repeat(grey[..., None], 3, axis=2)

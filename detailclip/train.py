@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from clevr_ds.atomic import atomic_path
 
 from .backbones import autocast
-from .checkpoint import save_checkpoint
+from .checkpoint import load_torch_file, save_checkpoint
 from .encode import collate
 from .features import PatchFeatures
 from .losses import LossConfig, distillation_loss, fidelity, max_patch_similarity
@@ -223,7 +223,7 @@ def load_state(path: Path, state_format: str = STATE_FORMAT) -> dict | None:
     """The resumable state saved at `path`, or None when there is none of `state_format`."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, "training state")
     return state if isinstance(state, dict) and state.get("format") == state_format else None
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import bpy
 
-from .settings import RenderSettings
+from .settings import RenderError, RenderSettings
 
 GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
 
 
-class RenderError(RuntimeError):
-    """The renderer cannot do what was asked (e.g. a GPU render without a GPU)."""
-
-
-def _enable_gpu() -> str:
+def enable_gpu() -> str:
+    """Make Cycles use the first GPU backend that has a device; return its name, or RenderError."""
     prefs = bpy.context.preferences.addons["cycles"].preferences
     for backend in GPU_BACKENDS:
         try:
@@ -34,7 +31,7 @@ def _configure_cycles(scene: bpy.types.Scene, s: RenderSettings, seed: int) -> N
     c = scene.cycles
     c.device = "GPU" if s.device == "gpu" else "CPU"
     if s.device == "gpu":
-        _enable_gpu()
+        enable_gpu()
     c.samples = s.samples
     c.use_adaptive_sampling = s.adaptive_threshold > 0
     if s.adaptive_threshold > 0:

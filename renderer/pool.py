@@ -1,35 +1,43 @@
-"""Render a split with a pool of Blender worker processes, resumably.
+"""Render a split with an executor of Blender worker processes, resumably.
 
-Imports no bpy: each chunk of scenes is rendered by a fresh `python -m renderer.worker` process
-(Blender leaks memory across many scenes). Finished scenes (scene JSON and image on disk) are
-skipped, so re-running the same command after a kill only renders what is missing.
+Imports no bpy: scenes are sampled here (the driver) and rendered in chunks by an executor
+(`renderer.executors`: the local process pool or Ray), each chunk by a fresh
+`python -m renderer.worker` process (Blender leaks memory across many scenes). Finished scenes
+(scene JSON and image on disk) are skipped, so re-running the same command after a kill only
+renders what is missing, with either executor.
+
+A request is checked (split name, sizes, memory, a GPU when asked for) before anything is
+written. The whole run holds OUT's folder lock (one writer per folder). The local pool keeps job
+files, worker logs and the workers' TMPDIR (Blender's session folder, the id pass EXR) in
+OUT/.jobs, removed at the end of the run and, after a kill, at the start of the next local run:
+nothing leaks outside OUT.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
-import sys
-import tempfile
-import threading
-from collections import deque
 from pathlib import Path
 
 from tqdm import tqdm
 
 from clevr_ds import GENERATOR_NAME, GENERATOR_VERSION
 from clevr_ds.atomic import remove_stale_temporaries, write_json
-from clevr_ds.dataset import DATASET_NAME, image_file, images_dir, load_scenes, meta_path, read_json, scene_path, scenes_dir
+from clevr_ds.dataset import DATASET_NAME, coco_path, image_file, images_dir, load_scenes, meta_path, read_json, scene_path, scenes_dir
 from clevr_ds.export import write_exports
+from clevr_ds.lock import folder_lock
+from clevr_ds.paths import plain_name
 from clevr_ds.sampling import SceneConfig, config_to_dict, sample_scene
 
-from .engines import RenderError
-from .settings import RenderSettings
+from .executors import PROJECT_ROOT, Executor, LocalPool, worker_bytes, worker_command, worker_env
+from .settings import RenderError, RenderSettings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-LOG_TAIL_LINES = 15
 EXECUTION_SETTINGS = ("device", "threads")
+MAX_SIDE = 16384
+MAX_IMAGES = 1_000_000  # image names hold 6 digits
+MAX_OBJECTS = 100
+MAX_SAMPLES = 65536
+MAX_WORKERS = 64
 
 
 def split_meta(config: SceneConfig, settings: RenderSettings, num_images: int, min_visible_pixels: int) -> dict:
@@ -65,49 +73,38 @@ def _check_meta(out: Path, meta: dict) -> dict:
     return dict(meta, num_images=max(meta["num_images"], old["num_images"]))
 
 
+def check_request(config: SceneConfig, settings: RenderSettings, num_images: int, workers: int) -> None:
+    """Refuse (RenderError, one line) requests beyond the renderer's bounds or this machine's memory."""
+    plain_name(config.split, "split")
+    limits = [
+        ("image side", max(config.width, config.height), MAX_SIDE),
+        ("number of images", num_images, MAX_IMAGES),
+        ("objects per image", config.objects[1], MAX_OBJECTS),
+        ("samples", settings.samples, MAX_SAMPLES),
+        ("workers", workers, MAX_WORKERS),
+    ]
+    for what, value, limit in limits:
+        if value > limit:
+            raise RenderError(f"{what} {value} exceeds the limit of {limit}")
+    need = workers * worker_bytes(config.width, config.height)
+    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > have:
+        raise RenderError(
+            f"{workers} worker(s) at {config.width}x{config.height} need about {need / 2**30:.1f} GiB of memory, "
+            f"this machine has {have / 2**30:.1f} GiB; lower --resolution or --workers"
+        )
+
+
+def probe_gpu() -> None:
+    """RenderError (one line) unless Blender's Cycles finds a GPU; runs a worker process, writes nothing."""
+    proc = subprocess.run(worker_command("--probe-gpu"), capture_output=True, text=True, env=worker_env(), cwd=PROJECT_ROOT)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()] or [f"GPU probe failed (exit {proc.returncode})"]
+        raise RenderError(lines[-1])
+
+
 def _finished(out: Path, split: str, index: int) -> bool:
     return scene_path(out, split, index).exists() and image_file(out, split, index).exists()
-
-
-def _pump(proc: subprocess.Popen, key: int, events: queue.Queue) -> None:
-    for line in proc.stdout:
-        if line.startswith("done "):
-            events.put((key, int(line.split()[1])))
-    events.put((key, None))
-
-
-def _tail(path: Path) -> str:
-    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    return " | ".join(lines[-LOG_TAIL_LINES:])
-
-
-def _run_workers(jobs: list[dict], workers: int, tmp: Path, bar: tqdm) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
-    pending, running, events = deque(enumerate(jobs)), {}, queue.Queue()
-    try:
-        while pending or running:
-            while pending and len(running) < workers:
-                key, job = pending.popleft()
-                job_file, log_file = tmp / f"job{key}.json", tmp / f"job{key}.log"
-                write_json(job_file, job)
-                with open(log_file, "w") as log:
-                    proc = subprocess.Popen(
-                        [sys.executable, "-m", "renderer.worker", str(job_file)],
-                        stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=PROJECT_ROOT,
-                    )
-                running[key] = (proc, log_file)
-                threading.Thread(target=_pump, args=(proc, key, events), daemon=True).start()
-            key, index = events.get()
-            if index is not None:
-                bar.update(1)
-                continue
-            proc, log_file = running.pop(key)
-            if proc.wait() != 0:
-                raise RenderError(f"Blender worker failed (exit {proc.returncode}): {_tail(log_file)}")
-    finally:
-        for proc, _ in running.values():
-            proc.kill()
-            proc.wait()
 
 
 def render_split(
@@ -119,31 +116,40 @@ def render_split(
     min_visible_pixels: int = 16,
     chunk_size: int = 8,
     quiet: bool = False,
+    executor: Executor | None = None,
 ) -> list[dict]:
-    """Render scenes 0..num_images-1 of `config.split` into `out`; return all finished scenes."""
+    """Render scenes 0..num_images-1 of `config.split` into `out` with `executor` (default: a
+    `LocalPool` of `workers`), in jobs of `chunk_size` scenes; return all finished scenes."""
+    executor = executor or LocalPool(workers)
     out = Path(out)
-    meta = _check_meta(out, split_meta(config, settings, num_images, min_visible_pixels))
-    for folder in (images_dir(out, config.split), scenes_dir(out, config.split)):
-        remove_stale_temporaries(folder)
-    todo = [i for i in range(num_images) if not _finished(out, config.split, i)]
-    scenes = [sample_scene(config, i) for i in todo]  # fails early on impossible requests
-    write_json(meta_path(out, config.split), meta, indent=2)
-    if settings.threads == 0:
-        settings = settings.with_overrides(threads=max(1, (os.cpu_count() or 1) // workers))
-    jobs = [
-        {
-            "out": str(out.resolve()),
-            "vocabulary": config.vocabulary.to_dict(),
-            "settings": settings.to_dict(),
-            "min_visible_pixels": min_visible_pixels,
-            "scenes": scenes[i : i + chunk_size],
-        }
-        for i in range(0, len(scenes), chunk_size)
-    ]
-    with tempfile.TemporaryDirectory(prefix="clevr-ds-jobs-") as tmp, tqdm(
-        total=num_images, initial=num_images - len(todo), unit="img", desc=f"render {config.split}", disable=quiet
-    ) as bar:
-        _run_workers(jobs, max(1, workers), Path(tmp), bar)
-    finished = load_scenes(out, config.split)
-    write_exports(out, config.split, finished, config.vocabulary)
+    check_request(config, settings, num_images, workers)
+    for i in range(min(num_images, len(config.scales))):
+        sample_scene(config, i)  # an impossible request fails here, before anything is written
+    if settings.device == "gpu":
+        probe_gpu()
+    with folder_lock(out, purpose=f"render {config.split}"):
+        meta = _check_meta(out, split_meta(config, settings, num_images, min_visible_pixels))
+        split = config.split
+        for folder in (images_dir(out, split), scenes_dir(out, split), meta_path(out, split).parent, coco_path(out, split).parent):
+            remove_stale_temporaries(folder)  # left by a killed writer
+        todo = [i for i in range(num_images) if not _finished(out, config.split, i)]
+        scenes = [sample_scene(config, i) for i in todo]
+        write_json(meta_path(out, config.split), meta, indent=2)
+        if settings.threads == 0:
+            settings = settings.with_overrides(threads=executor.threads)
+        jobs = [
+            {
+                "out": str(out.resolve()),
+                "vocabulary": config.vocabulary.to_dict(),
+                "settings": settings.to_dict(),
+                "min_visible_pixels": min_visible_pixels,
+                "scenes": scenes[i : i + chunk_size],
+            }
+            for i in range(0, len(scenes), chunk_size)
+        ]
+        with tqdm(total=num_images, initial=num_images - len(todo), unit="img", desc=f"render {config.split}", disable=quiet) as bar:
+            for _ in executor.run(out, jobs):
+                bar.update(1)
+        finished = load_scenes(out, config.split)
+        write_exports(out, config.split, finished, config.vocabulary)
     return finished

@@ -1,4 +1,9 @@
-"""Render one sampled scene: the image, then the id pass, then the annotations."""
+"""Render one sampled scene: the image, then the id pass, then the annotations.
+
+The PNG is written without text chunks: Blender stamps the date, render times and host into
+every PNG (Cycles adds its render statistics, which no setting turns off), so identical renders
+would give different files.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,13 @@ import bpy
 
 from clevr_ds.annotate import annotate_objects
 from clevr_ds.atomic import atomic_path
+from clevr_ds.png import without_text
 from clevr_ds.vocab import Vocabulary
 
 from .engines import configure
 from .id_pass import render_ids
 from .scene_builder import build_scene, reset
 from .settings import RenderSettings
-
 
 def render_scene(scene: dict, vocab: Vocabulary, settings: RenderSettings, image_file: Path, min_visible_pixels: int) -> dict:
     """Render `scene` to `image_file` (atomically) and return the scene with its annotations."""
@@ -27,6 +32,7 @@ def render_scene(scene: dict, vocab: Vocabulary, settings: RenderSettings, image
         bl_scene.render.filepath = str(tmp)
         bl_scene.render.use_file_extension = False
         bpy.ops.render.render(write_still=True)
+        tmp.write_bytes(without_text(tmp.read_bytes()))
     t1 = time.perf_counter()
     ids = render_ids(bl_scene, objects, [o["projected_bbox"] for o in scene["objects"]])
     annotated = dict(scene, objects=[dict(o) for o in scene["objects"]])

@@ -8,6 +8,10 @@ ENGINES = ("cycles", "eevee", "workbench")
 DEVICES = ("cpu", "gpu")
 
 
+class RenderError(RuntimeError):
+    """The renderer cannot do what was asked (e.g. a GPU render without a GPU)."""
+
+
 @dataclass(frozen=True)
 class RenderSettings:
     engine: str = "cycles"

@@ -1,8 +1,12 @@
 """Blender worker process: `python -m renderer.worker JOB.json` renders a chunk of scenes.
 
 The job file lists sampled scenes and where to write them. For each scene the image is written
-first, then the scene JSON (both atomically), so a scene JSON on disk always has its image.
-Prints `done <index>` per scene on stdout.
+first, then the scene JSON (both atomically), so a scene JSON on disk always has its image. Split
+and file names from the job must be plain names and their paths must stay inside the job's
+output folder. Prints `done <index>` per scene on stdout.
+
+`python -m renderer.worker --probe-gpu` exits 0 when Cycles finds a GPU. Errors end with one
+line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -13,24 +17,42 @@ from pathlib import Path
 
 from clevr_ds.atomic import write_json
 from clevr_ds.dataset import image_path, scene_path
+from clevr_ds.paths import inside, plain_name
 from clevr_ds.vocab import Vocabulary
 
+from .engines import enable_gpu
 from .render import render_scene
-from .settings import RenderSettings
+from .settings import RenderError, RenderSettings
 
 
-def run_job(job: dict) -> None:
+def _output_paths(out: Path, scene: dict, source: Path) -> tuple[Path, Path]:
+    """The scene's image and scene JSON paths, after checking that its names are plain and the paths stay in `out`."""
+    split = plain_name(scene["split"], "split", source)
+    plain_name(scene["image_filename"], "image_filename", source)
+    paths = image_path(out, scene), scene_path(out, split, scene["image_index"])
+    return tuple(inside(out, *p.relative_to(out).parts, source=source) for p in paths)
+
+
+def run_job(job: dict, source: Path) -> None:
     out = Path(job["out"])
     vocab = Vocabulary.from_dict(job["vocabulary"])
     settings = RenderSettings(**job["settings"])
     for scene in job["scenes"]:
-        annotated = render_scene(scene, vocab, settings, image_path(out, scene), job["min_visible_pixels"])
-        write_json(scene_path(out, scene["split"], scene["image_index"]), annotated)
+        image, scene_file = _output_paths(out, scene, source)
+        annotated = render_scene(scene, vocab, settings, image, job["min_visible_pixels"])
+        write_json(scene_file, annotated)
         print(f"done {scene['image_index']}", flush=True)
 
 
 def main(argv: list[str]) -> int:
-    run_job(json.loads(Path(argv[0]).read_text()))
+    try:
+        if argv == ["--probe-gpu"]:
+            enable_gpu()
+        else:
+            run_job(json.loads(Path(argv[0]).read_text()), Path(argv[0]))
+    except (RenderError, ValueError, OSError) as e:
+        print(e, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -32,7 +32,8 @@ def obj(cls: str, rel_scale: float, visible_pixels: int = 100, visible: bool = T
 def make_dataset(root: Path, scenes_objects: list[list[dict]], split: str = "test", scales: str = "0.01-0.1", side: int = 64) -> Path:
     """Write a split whose image i holds `scenes_objects[i]`; objects are drawn as filled boxes."""
     vocab = Vocabulary.load()
-    write_json(meta_path(root, split), {"dataset": DATASET_NAME, "split": split, "scales": scales, "vocabulary": vocab.to_dict()})
+    write_json(meta_path(root, split), {"dataset": DATASET_NAME, "split": split, "scales": scales,
+                                        "num_images": len(scenes_objects), "vocabulary": vocab.to_dict()})
     rng = np.random.default_rng(0)
     for i, objects in enumerate(scenes_objects):
         scene = {

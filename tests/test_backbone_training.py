@@ -17,7 +17,8 @@ from detailclip.backbone_training import (
     class_contrastive_loss,
     contrastive_loss,
 )
-from detailclip.backbones import load_backbone, register_model_configs
+from detailclip.backbones import load_backbone
+from detailclip.registry import register
 from detailclip.data import SplitImages
 from detailclip.train import load_state, save_state
 from tests.conftest import run_cli
@@ -93,7 +94,7 @@ def test_train_backbone_cli_writes_open_clip_weights(tiny_dataset, tmp_path):
 
     stored = load_file(str(out))
     assert all(t.dtype == torch.float16 for t in stored.values())
-    register_model_configs()
+    register()
     model = open_clip.create_model(TINY, pretrained=str(out))
     assert all(torch.equal(model.state_dict()[k].half(), v) for k, v in stored.items())
     backbone = load_backbone(TINY, str(out), device="cpu")

@@ -11,7 +11,7 @@ import torch
 from benchmark.commands import METHOD_NAMES
 from benchmark.context import BenchContext
 from benchmark.methods import create_method, method_names
-from clevr_ds.dataset import load_scenes
+from benchmark.sources import clevr_ds_source
 from tests.benchmark_fixtures import TINY_BACKBONE, make_checkpoint, make_dataset, random_scenes
 
 COVER_K = 3
@@ -28,7 +28,7 @@ def setup(tmp_path_factory):
 def context(setup, checkpoint=None, cache=True) -> BenchContext:
     data, default_checkpoint, root = setup
     return BenchContext(
-        root=data, scenes=load_scenes(data, "test"), backbone_name=TINY_BACKBONE, pretrained="none", cover_k=COVER_K,
+        source=clevr_ds_source(data, "test"), backbone_name=TINY_BACKBONE, pretrained="none", cover_k=COVER_K,
         checkpoint=checkpoint or default_checkpoint, cache_dir=root / "cache" if cache else None, progress=False,
     )  # fmt: skip
 
@@ -49,7 +49,7 @@ def test_method_contract(setup, ctx, name):
     json.dumps(method.settings(ctx))  # part of the run identity: must be JSON
     encoded = method.encode(ctx)
     index = encoded.index
-    n, dim = len(ctx.scenes), ctx.backbone().embed_dim
+    n, dim = len(ctx.source.images), ctx.backbone().embed_dim
     assert index.n_images == n and index.vectors.shape[1] == dim
     assert bool((index.counts >= 1).all())
     norms = index.vectors.float().norm(dim=1)
@@ -96,7 +96,7 @@ def test_costs_of_patch_schemes(ctx):
     assert create_method("cc-max").encode(ctx).index.vectors_per_image == 14
     assert create_method("grid-max").encode(ctx).index.vectors_per_image == 1 + COVER_K**2
     assert create_method("s2").encode(ctx).forward_passes_per_image == 1 + 4 + 9
-    visible = [sum(o["visible"] for o in s["objects"]) for s in ctx.scenes]
+    visible = [sum(not o.ignore for o in image.objects) for image in ctx.source.images]
     assert create_method("oracle-crop").encode(ctx).index.counts.tolist() == [1 + v for v in visible]
     hires = create_method("clip-hires")
     assert hires.settings(ctx)["image_size"] == 2 * ctx.backbone().image_size

@@ -10,6 +10,7 @@ from sklearn.metrics import average_precision_score
 
 from benchmark.evaluation import evaluate
 from benchmark.metrics import IGNORE, query_metrics, summarise
+from tests.test_benchmark_uncertainty import bias_corrected_interval
 
 
 def reference(scores, labels, ks=(1, 5, 10), pk=10) -> list[dict | None]:
@@ -142,7 +143,23 @@ def test_evaluate_reports_overall_buckets_and_classes():
     out = evaluate(scores, ["a", "b", "c"], labels, ["small", "large"], per_bucket, k=10)
     assert set(out["buckets"]) == {"small", "large"}
     assert out["buckets"]["small"]["mAP"] is None and out["buckets"]["small"]["n_queries_without_positives"] == 3
-    assert out["buckets"]["large"]["mAP"] == pytest.approx(out["overall"]["mAP"])
+    ref_map = [r["mAP"] for r in reference(scores, labels) if r is not None]
+    assert out["buckets"]["large"]["mAP"] == pytest.approx(sum(ref_map) / len(ref_map))
     assert set(out["overall"]["per_class"]) == {"a", "b", "c"}
     ap_a = out["overall"]["per_class"]["a"]["AP"]
     assert ap_a == pytest.approx(reference(scores, labels)[0]["mAP"])
+
+
+def test_evaluate_records_bootstrap_intervals():
+    scores, labels = random_case(4, q=3, n=20)
+    per_bucket = np.stack([np.where(labels == 1, IGNORE, labels), labels])
+    out = evaluate(scores, ["a", "b", "c"], labels, ["small", "large"], per_bucket, k=10, n_resamples=300, seed=7)
+    assert out == evaluate(scores, ["a", "b", "c"], labels, ["small", "large"], per_bucket, k=10, n_resamples=300, seed=7)
+    assert {"resamples": 300, "seed": 7, "level": 0.95}.items() <= out["bootstrap"].items()
+    overall, small, large = out["overall"], out["buckets"]["small"], out["buckets"]["large"]
+    assert small["mAP_ci"] is None and small["mAP_replicates"] == [None] * 300
+    assert large["mAP_replicates"] == overall["mAP_replicates"] and len(overall["mAP_replicates"]) == 300
+    m = overall["mAP"]
+    assert overall["mAP_ci"] == pytest.approx(bias_corrected_interval(m, overall["mAP_replicates"]), abs=1e-6)
+    other = evaluate(scores, ["a", "b", "c"], labels, ["small", "large"], per_bucket, k=10, n_resamples=300, seed=8)
+    assert other["overall"]["mAP"] == m and other["overall"]["mAP_replicates"] != overall["mAP_replicates"]

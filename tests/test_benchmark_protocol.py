@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from benchmark.protocol import Bucket, Protocol, assign_buckets, default_buckets, parse_buckets
-from clevr_ds.dataset import DatasetError, load_scenes
+from benchmark.sources import clevr_ds_source
+from clevr_ds.dataset import DatasetError
 from tests.benchmark_fixtures import make_dataset, obj
 
 
@@ -58,7 +59,7 @@ EXPECTED = {  # class: rows (overall, small, large) over the 6 images
 
 def test_relevance_on_a_hand_made_dataset(tmp_path):
     root = make_dataset(tmp_path, SCENES)
-    rel = PROTOCOL.relevance(load_scenes(root, "test"))
+    rel = PROTOCOL.relevance(clevr_ds_source(root, "test").images)
     for q, cls in enumerate(CLASSES):
         overall, small, large = EXPECTED[cls]
         np.testing.assert_array_equal(rel.overall[q], overall, err_msg=cls)
@@ -70,14 +71,14 @@ def test_relevance_on_a_hand_made_dataset(tmp_path):
 
 def test_threshold_zero_keeps_every_visible_object(tmp_path):
     root = make_dataset(tmp_path, SCENES)
-    rel = Protocol(CLASSES, PROTOCOL.buckets, 0).relevance(load_scenes(root, "test"))
+    rel = Protocol(CLASSES, PROTOCOL.buckets, 0).relevance(clevr_ds_source(root, "test").images)
     assert rel.overall[0, 2] == 1 and rel.overall[1, 3] == -1  # sub-threshold counts, invisible does not
 
 
 def test_unknown_class_is_a_dataset_error(tmp_path):
     root = make_dataset(tmp_path, [[obj("red cube", 0.02)]])
     with pytest.raises(DatasetError, match="not in the vocabulary"):
-        Protocol(("blue cube",), PROTOCOL.buckets).relevance(load_scenes(root, "test"))
+        Protocol(("blue cube",), PROTOCOL.buckets).relevance(clevr_ds_source(root, "test").images)
 
 
 def test_settings_record_everything_that_shapes_the_labels():

@@ -37,31 +37,61 @@ def test_single_object_items_follow_the_crops(tiny_dataset):
     assert (items.object_pixels <= 32.0 + 1e-4).all()
 
 
+@torch.no_grad()
+def _direct_predictions(root, factors) -> list[tuple[list[str], list[str]]]:
+    """(truth, predicted) class names per factor: the crops' objects, and the argmax of a direct
+    open_clip forward (image tower on the crops; text tower on CLIP's 80 templates, averaged)."""
+    import open_clip
+    import torch.nn.functional as F
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    from detailclip.backbones import load_backbone
+
+    backbone = load_backbone("CLEVR-DS-ViT-T-16", "clevr-ds-v3", device="cpu")  # the default, for its weights
+    model, tokenizer = backbone.model, open_clip.get_tokenizer("CLEVR-DS-ViT-T-16")
+    classes = Vocabulary.load().classes
+    text = torch.stack([F.normalize(F.normalize(model.encode_text(tokenizer([t(c) for t in OPENAI_IMAGENET_TEMPLATES])),
+                                                dim=-1).mean(0), dim=0) for c in classes])
+    data = SplitImages.load(root, "val")
+    out = []
+    for factor in factors:
+        items = single_object_items(data, VisibilityRule(backbone.image_size, 4.0), factor, backbone.image_size,
+                                    backbone.mean, backbone.std)
+        image = F.normalize(model.encode_image(items.patches), dim=-1)
+        out.append(([o["class"] for o in items.objects], [classes[i] for i in (image @ text.T).argmax(1).tolist()]))
+    return out
+
+
 def test_zero_shot_cli_reports_every_factor(tiny_dataset, tmp_path):
     out = tmp_path / "zs.json"
-    proc = run_cli("zero-shot", "--data", str(tiny_dataset), "--factor", "2", "--factor", "4", "--out", str(out),
-                   "--quiet")
+    proc = run_cli("zero-shot", "--data", str(tiny_dataset), "--split", "val", "--factor", "2", "--factor", "4",
+                   "--out", str(out), "--quiet")
     report = json.loads(out.read_text())
     assert report["backbone"]["backbone"] == "CLEVR-DS-ViT-T-16" and report["split"] == "val"
     first, second = report["reports"]
     assert (first["factor"], first["items"], second["factor"]) == (2.0, 10, 4.0)
-    for r in report["reports"]:
-        right = [p["truth"] == p["predicted"] for p in r["predictions"]]
-        assert len(right) == r["items"] and r["accuracy"] == pytest.approx(sum(right) / len(right))
+    for r, (truth, predicted) in zip(report["reports"], _direct_predictions(tiny_dataset, (2.0, 4.0))):
+        # every prediction from a direct open_clip forward, the figures counted from those
+        assert [p["truth"] for p in r["predictions"]] == truth
+        assert [p["predicted"] for p in r["predictions"]] == predicted
+        n = len(truth)
+        assert r["items"] == n and r["accuracy"] == pytest.approx(sum(t == p for t, p in zip(truth, predicted)) / n)
+        assert r["colour_accuracy"] == pytest.approx(sum(t.split()[0] == p.split()[0] for t, p in zip(truth, predicted)) / n)
+        assert r["shape_accuracy"] == pytest.approx(sum(t.split()[1] == p.split()[1] for t, p in zip(truth, predicted)) / n)
         assert f"{r['accuracy']:.3f}" in proc.stdout
     assert first["object_pixels"] > second["object_pixels"]
 
 
 @pytest.mark.parametrize("args, message", [
     (["--data", "/nonexistent/ds"], "no split"),
-    (["--split", "test"], "no split"),
+    (["--split", "train"], "no split"),
     (["--backbone", "no-such-model"], "unknown open_clip architecture"),
     (["--factor", "0.5"], "0.5 is not in the range x>=1"),
 ])
 def test_zero_shot_bad_input(tiny_dataset, tmp_path, capsys, args, message):
     from cli import main
 
-    base = ["--data", str(tiny_dataset)] if "--data" not in args else []
+    base = (["--data", str(tiny_dataset)] if "--data" not in args else []) + (["--split", "val"] if "--split" not in args else [])
     assert main(["zero-shot", *base, *args, "--out", str(tmp_path / "zs.json"), "--quiet"]) != 0
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
@@ -71,8 +101,8 @@ def test_zero_shot_bad_input(tiny_dataset, tmp_path, capsys, args, message):
 def test_zero_shot_warns_about_random_weights(tiny_dataset, capsys):
     from cli import main
 
-    assert main(["zero-shot", "--data", str(tiny_dataset), "--backbone", "tiny-clip-vit-p8-32", "--pretrained", "none",
-                 "--factor", "2", "--quiet"]) == 0
+    assert main(["zero-shot", "--data", str(tiny_dataset), "--split", "val", "--backbone", "tiny-clip-vit-p8-32",
+                 "--pretrained", "none", "--factor", "2", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "tiny-clip-vit-p8-32 has random weights" in captured.err
     assert "tiny-clip-vit-p8-32 (none)" in captured.out and len(captured.out.splitlines()) == 3

@@ -78,8 +78,9 @@ def test_config_round_trips_through_its_dict():
 def test_relationships_follow_the_directions():
     scene = sample_scene(config(objects=(6, 6)), 1)
     coords = np.array([o["3d_coords"] for o in scene["objects"]])
-    left = np.asarray(scene["directions"]["left"])
+    right = np.asarray(scene["camera"]["world_to_camera"])[0, :3] * [1, 1, 0]  # camera x axis on the ground
+    left = -right / np.linalg.norm(right)
     for i, js in enumerate(scene["relationships"]["left"]):
-        for j in js:
-            assert (coords[j] - coords[i]) @ left > 0.2
+        assert sorted(js) == [j for j in range(6) if j != i and (coords[j] - coords[i]) @ left > 0.2]
+    assert any(scene["relationships"]["left"])
     assert set(scene["relationships"]) == {"left", "right", "front", "behind"}

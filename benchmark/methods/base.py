@@ -36,7 +36,7 @@ class Method(ABC):
 
     @abstractmethod
     def encode(self, ctx: BenchContext) -> Encoded:
-        """Index every image of `ctx.scenes`, in order."""
+        """Index every image of `ctx.source`, in order."""
 
 
 def stack_features(features: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -69,5 +69,5 @@ class CCMax(PatchPooling):
 
 @register
 class OracleCrop(PatchPooling):
-    name, summary = "oracle-crop", "max over the whole image and ground-truth object crops (CLEVR-DS only)"
+    name, summary = "oracle-crop", "max over the whole image and the ground-truth object crops of the source"
     scheme, pool = "objects", "max"

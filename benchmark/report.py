@@ -1,0 +1,179 @@
+"""One self-contained HTML report of a results folder.
+
+It holds, per split (by content hash): the leaderboard with 95% intervals and significance marks,
+the mAP-per-bucket plot (inline SVG), mAP per class and method, and (with the split's data) for a
+few queries of the smallest bucket (that has positives) the top-5 images of `clip`, `detailclip` and `cc-max` side by
+side, the target objects boxed, so a reader sees the detail loss. Everything is inlined (images as
+small JPEG data URIs); the page needs no network and no script besides one that counts the
+images that decoded (`data-images-loaded` on <body>, for tests and for the curious).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .leaderboard import build_table, figure, group_cells, groups
+from .results import load_runs
+
+GALLERY_METHODS = ("clip", "detailclip", "cc-max")
+THUMB_SIDE = 168
+BOX_MIN_SIDE = 10  # a boxed object is drawn at least this large on the thumbnail
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}th:first-child,td:first-child{text-align:left}
+td.ns{color:#888}caption{text-align:left;font-size:13px;color:#444;padding-bottom:4px}
+.gallery{display:grid;grid-template-columns:110px repeat(5,auto);gap:6px;align-items:center;margin-bottom:1.5em}
+.gallery figure{margin:0;font-size:11px;text-align:center}.gallery img{display:block;border:3px solid #ccc}
+.gallery img.hit{border-color:#2a2}.gallery img.miss{border-color:#c33}
+"""
+COUNT_IMAGES = """<script>
+const imgs=[...document.images];const mark=()=>{document.body.dataset.imagesLoaded=
+imgs.filter(i=>i.complete&&i.naturalWidth>0).length};imgs.forEach(i=>i.addEventListener('load',mark));mark();
+</script>"""
+
+
+def _data_uri(image, fmt: str = "JPEG") -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, quality=85)
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+
+def thumbnail(path: Path, boxes: list[list[float]], side: int = THUMB_SIDE) -> str:
+    """The image at `side` px (longer side) with `boxes` ([x, y, w, h] px) outlined, as a data URI."""
+    from PIL import Image, ImageDraw
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        scale = side / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
+    draw = ImageDraw.Draw(image)
+    for x, y, w, h in boxes:
+        cx, cy = (x + w / 2) * scale, (y + h / 2) * scale
+        half = max(w * scale, h * scale, BOX_MIN_SIDE) / 2 + 1
+        draw.rectangle([cx - half, cy - half, cx + half, cy + half], outline=(255, 40, 200), width=2)
+    return _data_uri(image)
+
+
+def gallery_queries(labels: np.ndarray, count: int) -> list[int]:
+    """The `count` queries with the most positives in `labels` [Q, N] (ties: lower index first)."""
+    positives = (labels == 1).sum(axis=1)
+    order = sorted((q for q in range(len(labels)) if positives[q] > 0), key=lambda q: (-positives[q], q))
+    return order[:count]
+
+
+def top_images(scores: np.ndarray, labels: np.ndarray, top: int) -> list[int]:
+    """Indices of the `top` best-scored images among those ranked for this query (label != -1);
+    ties in image order."""
+    ranked = np.flatnonzero(labels != -1)
+    order = np.argsort(-scores[ranked], kind="stable")
+    return ranked[order[:top]].tolist()
+
+
+def _table_html(header: list[str], body: list[list[str]], caption: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _figure_svg(table: pd.DataFrame) -> str:
+    import matplotlib.pyplot as plt
+
+    fig = figure(table)
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def _per_class_html(rows: pd.DataFrame, records: dict[str, dict]) -> str:
+    """AP per class (rows) and run (columns), overall."""
+    runs = [(row["label"], records[row["file"]]["metrics"]["overall"]["per_class"]) for _, row in rows.iterrows()]
+    classes = list(runs[0][1])
+    body = [[c, *("-" if per[c]["AP"] is None else f"{per[c]['AP']:.3f}" for _, per in runs), str(runs[0][1][c]["n_positives"])]
+            for c in classes]  # fmt: skip
+    return _table_html(["class", *(label for label, _ in runs), "positives"], body, "AP per class (all scales)")
+
+
+def _gallery_html(query: str, bucket: str, runs: dict, scenes: list[dict], image_paths: list[Path], labels, top: int) -> str:
+    """One query: a row per method, its top images with the query's objects boxed."""
+    cls = query
+    parts = [f"<h4>“{html.escape(cls)}”, bucket {html.escape(bucket)}</h4><div class='gallery'>"]
+    for method, scores in runs.items():
+        parts.append(f"<div><b>{html.escape(method)}</b></div>")
+        shown = top_images(scores, labels, top)
+        for rank, i in enumerate(shown, 1):
+            boxes = [o["bbox"] for o in scenes[i]["objects"] if o["class"] == cls and o.get("visible", True)]
+            state = "hit" if labels[i] == 1 else "miss"
+            name = html.escape(image_paths[i].name)
+            parts.append(f"<figure><img class='{state}' alt='{name}' title='{name}' src='{thumbnail(image_paths[i], boxes)}'>"
+                         f"<figcaption>#{rank} {'✓' if state == 'hit' else '✗'} {scores[i]:.3f}</figcaption></figure>")
+        parts += ["<div></div>"] * (top - len(shown))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path, data: Path, queries: int, top: int) -> str:
+    """Top images of the gallery methods for the most populated queries of the smallest bucket with positives."""
+    from clevr_ds.dataset import image_path, load_scenes
+
+    chosen = {}
+    for _, row in rows.iterrows():  # best run of each gallery method (rows are sorted by mAP)
+        record = records[row["file"]]
+        if record["method"] in GALLERY_METHODS and record["method"] not in chosen and record.get("scores_file"):
+            chosen[record["method"]] = (row["label"], results / record["scores_file"])
+    if not chosen:
+        return "<p>No saved scores of clip, detailclip or cc-max runs: run bench without --no-save-scores for galleries.</p>"
+    runs, labels = {}, None
+    for method in GALLERY_METHODS:
+        if method in chosen:
+            label, path = chosen[method]
+            with np.load(path) as z:
+                runs[label] = z["scores"]
+                classes, images = z["classes"].tolist(), z["images"].tolist()
+                b = next((b for b, labels in enumerate(z["labels_buckets"]) if (labels == 1).any()), 0)
+                bucket, labels = str(z["bucket_names"][b]), z["labels_buckets"][b]
+    record = records[rows.iloc[0]["file"]]
+    scenes = {s["image_filename"]: s for s in load_scenes(data, record["split"])}
+    ordered = [scenes[name] for name in images]
+    paths = [image_path(data, s) for s in ordered]
+    parts = [f"<h3>Top {top} in the smallest bucket with positives ({html.escape(bucket)})</h3>"
+             "<p>Green frame: the image holds the query's class in this bucket; red: it does not. "
+             "Pink boxes: the query's objects (drawn at least 10 px).</p>"]
+    for q in gallery_queries(labels, queries):
+        parts.append(_gallery_html(classes[q], bucket, {label: s[q] for label, s in runs.items()}, ordered, paths, labels[q], top))
+    return "".join(parts)
+
+
+def build_report(results: Path, data: Path | None = None, baselines=(), queries: int = 3, top: int = 5,
+                 warn=print) -> str:
+    """The report's HTML for every run in `results` (galleries need the split's folder `data`)."""
+    results = Path(results)
+    loaded = load_runs(results, warn)
+    if not loaded:
+        raise ValueError(f"no run records (*.json) in {results}")
+    records = {source: record for record, source in loaded}
+    table = build_table(loaded, baselines)
+    body = []
+    for text, rows in groups(table):
+        header, cells = group_cells(rows)
+        body += [f"<h2>{html.escape(rows.iloc[0]['dataset'])}, split {html.escape(rows.iloc[0]['split'])}</h2>",
+                 _table_html(header, cells, text), _per_class_html(rows, records)]
+        if data is not None:
+            body.append(_galleries_html(rows, records, results, Path(data), queries, top))
+    body.insert(0, f"<h2>mAP per scale bucket</h2><figure>{_figure_svg(table)}</figure>")
+    return page("Detail-preserving retrieval: benchmark report", body)
+
+
+def page(title: str, body: list[str]) -> str:
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}{COUNT_IMAGES}</body></html>")
+

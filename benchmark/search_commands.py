@@ -1,0 +1,72 @@
+"""Click commands of text search: `index` (an image folder to an index file) and `search` (a text query)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .commands import _cache_dir
+
+SEARCH_METHODS = ("detailclip", "cc-max", "clip")
+
+
+@click.command()
+@click.argument("images", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Index file to write (.npz).")
+@click.option("--method", type=click.Choice(SEARCH_METHODS), default="detailclip", show_default=True,
+              help="Bench method whose vectors are indexed (cc-max: every Complete Cover patch, searched by max).")
+@click.option("--checkpoint", type=click.Path(path_type=Path),
+              help="DetailCLIP checkpoint (default with the default backbone: the shipped one).")
+@click.option("--backbone", help="open_clip architecture (default: the checkpoint's, else detailclip's default).")
+@click.option("--pretrained", help="open_clip pretrained tag, checkpoint file, or none (random weights).")
+@click.option("--seed", type=int, help="Seed of random backbone weights (default: the checkpoint's, else 0).")
+@click.option("--cover-k", type=click.IntRange(min=1), help="k of Complete Cover (default: the checkpoint's, else 10).")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Patch-feature cache [default: feature_cache beside the index]; none: no cache.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images cut and encoded together.")
+@click.option("--device", help="torch device (default: cuda when available).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, cache_dir, batch_size, device, quiet):
+    """Index every image under IMAGES (one or several vectors per image); rerun to resume from the feature cache."""
+    from .runner import BenchError, default_checkpoint
+    from .search import build_index
+
+    checkpoint = default_checkpoint(checkpoint, method == "detailclip", backbone, pretrained)
+    try:
+        built = build_index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k,
+                            _cache_dir(cache_dir, out.parent), batch_size, device, not quiet)  # fmt: skip
+    except (BenchError, ValueError) as e:
+        raise click.ClickException(str(e).splitlines()[0]) from None
+    n, per_image = built.index.n_images, built.index.vectors_per_image
+    click.echo(f"indexed {n} images ({per_image:g} vectors each) -> {out}", err=True)
+
+
+@click.command()
+@click.argument("index_file", type=click.Path(path_type=Path))
+@click.argument("query")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Number of hits.")
+@click.option("--sheet", type=click.Path(path_type=Path), help="Also write a contact sheet of the hits (PNG, one row).")
+@click.option("--templates", default="plain", show_default=True,
+              help="Prompt templates around the query, embeddings averaged (plain: the query alone).")
+@click.option("--device", help="torch device for the text tower (default: cuda when available).")
+def search(index_file, query, top, sheet, templates, device):
+    """Rank the indexed images for a text QUERY: one line per hit with its score and path."""
+    from .search import contact_sheet, load_index, query_vectors, search_index
+
+    try:
+        loaded = load_index(index_file)
+        scores, order = search_index(loaded.index, query_vectors(loaded.header, [query], templates, device), top)
+    except ValueError as e:
+        raise click.ClickException(str(e).splitlines()[0]) from None
+    paths = [loaded.paths[i] for i in order[0].tolist()]
+    for rank, (score, path) in enumerate(zip(scores[0].tolist(), paths), 1):
+        click.echo(f"{rank}\t{score:.4f}\t{path}")
+    if sheet is not None:
+        try:
+            contact_sheet(paths, scores[0].tolist(), sheet)
+        except OSError as e:
+            raise click.ClickException(f"cannot make the contact sheet {sheet}: {e}") from None
+
+
+COMMANDS = [index, search]

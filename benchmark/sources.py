@@ -1,0 +1,242 @@
+"""Data sources of the benchmark: one `Source` per split, read from CLEVR-DS, COCO instances or DOTA labels.
+
+The protocol, context and methods see only a Source: image paths and sizes, class names, and per image
+its objects (class, [x, y, w, h] box, visible pixels or area, rel_scale = longest box side / longer
+image side, and an ignore flag: crowd, difficult or invisible objects are neither positive nor
+negative). Every path read from a JSON or label file stays inside its root (`clevr_ds.paths`);
+malformed files raise DatasetError with one line naming the file (and line).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from clevr_ds.annotate import rel_scale
+from clevr_ds.dataset import (
+    DATASET_NAME, DatasetError, image_path, incomplete_message, load_meta, load_scenes, missing_files, read_json,
+    split_hash,
+)  # fmt: skip
+from clevr_ds.paths import inside, plain_name
+from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
+from clevr_ds.vocab import Vocabulary
+from detailclip.images import IMAGE_SUFFIXES
+
+from .protocol import Bucket, default_buckets, log_buckets
+
+DEFAULT_BUCKETS = 3  # log-even buckets over the observed rel_scale range (COCO, DOTA)
+# DOTA-v1.5 categories in the devkit's order (v1: all but the last); '-' in label names reads as a space.
+DOTA_CLASSES = ("plane", "baseball diamond", "bridge", "ground track field", "small vehicle", "large vehicle", "ship",
+                "tennis court", "basketball court", "storage tank", "soccer ball field", "roundabout", "harbor",
+                "swimming pool", "helicopter", "container crane")  # fmt: skip
+DOTA_HEADER = re.compile(r"^\s*[A-Za-z_]+\s*:")  # imagesource:..., gsd:...
+COCO_SPEC = {
+    "images": ListOf({"id": int, "file_name": str, "width": int, "height": int}),
+    "annotations": ListOf({"image_id": int, "category_id": int, "bbox": BOX, "area": NUMBER}),
+    "categories": ListOf({"id": int, "name": str}),
+}
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    cls: str
+    box: tuple[float, float, float, float]  # [x, y, w, h] px
+    area: float  # visible pixels (CLEVR-DS), annotation area (COCO) or polygon area (DOTA)
+    rel_scale: float  # longest box side / longer image side
+    ignore: bool = False  # crowd, difficult or invisible: neither positive nor negative for its class
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    path: Path
+    name: str  # relative to the image root (what score files list)
+    width: int
+    height: int
+    objects: tuple[SourceObject, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    dataset: str
+    split: str
+    classes: tuple[str, ...]  # the class prompts, in category order
+    images: tuple[SourceImage, ...]
+    content_hash: str  # SHA-256 of annotations and image content
+    default_buckets: tuple[Bucket, ...]
+    n_images_expected: int  # images the split promises (CLEVR-DS meta); len(images) elsewhere
+
+    @property
+    def image_paths(self) -> list[Path]:
+        return [image.path for image in self.images]
+
+
+def read_classes(path: Path | str) -> list[str]:
+    """Class names, one per line (blank lines skipped)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read classes file {path}: {e}") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
+def clevr_ds_source(root: Path | str, split: str, allow_incomplete: bool = False) -> Source:
+    """A CLEVR-DS split: classes from its vocabulary, buckets from its scales, `visible: false` objects ignored."""
+    meta = load_meta(root, split, META_BENCH)
+    missing = missing_files(root, split, meta["num_images"])
+    if missing and not allow_incomplete:
+        raise DatasetError(f"{incomplete_message(root, split, missing)}; re-run render or pass --allow-incomplete")
+    scenes = [s for s in load_scenes(root, split, SCENE_BENCH) if s["image_filename"] not in missing]
+    if not scenes:
+        raise DatasetError(f"split {split!r} of {root} has no finished scenes")
+    images = tuple(
+        SourceImage(image_path(root, s), s["image_filename"], s["width"], s["height"], tuple(
+            SourceObject(o["class"], tuple(o["bbox"]), o["visible_pixels"], o["rel_scale"], ignore=not o["visible"])
+            for o in s["objects"]
+        ))
+        for s in scenes
+    )  # fmt: skip
+    classes = tuple(Vocabulary.from_dict(meta["vocabulary"]).classes)
+    return Source(meta.get("dataset", DATASET_NAME), split, classes, images, split_hash(root, split, scenes),
+                  tuple(default_buckets(meta["scales"])), meta["num_images"])  # fmt: skip
+
+
+def coco_source(instances: Path | str, image_root: Path | str, classes: Sequence[str] | None = None) -> Source:
+    """COCO instances: categories (by id) are the classes, `classes` overrides their names; crowd is ignored."""
+    instances = Path(instances)
+    data = read_json(instances)
+    found = problem(data, COCO_SPEC)
+    if found:
+        raise DatasetError(f"{instances}: {found}")
+    categories = sorted(data["categories"], key=lambda c: c["id"])
+    names = [c["name"] for c in categories]
+    if classes is not None:
+        if len(classes) != len(names):
+            raise DatasetError(f"{len(classes)} class names given for the {len(names)} categories of {instances}")
+        names = list(classes)
+    category = {c["id"]: names[i] for i, c in enumerate(categories)}
+    records = {im["id"]: im for im in data["images"]}
+    if len(records) != len(data["images"]):
+        raise DatasetError(f"{instances}: image ids are not unique")
+    objects: dict[int, list[SourceObject]] = {i: [] for i in records}
+    for i, a in enumerate(data["annotations"]):
+        im, cls = records.get(a["image_id"]), category.get(a["category_id"])
+        if im is None or cls is None:
+            raise DatasetError(f"{instances}: annotations[{i}]: unknown image_id {a['image_id']} "
+                               f"or category_id {a['category_id']}")  # fmt: skip
+        box = tuple(float(v) for v in a["bbox"])
+        scale = rel_scale(box, im["width"], im["height"])
+        objects[im["id"]].append(SourceObject(cls, box, float(a["area"]), scale, ignore=bool(a.get("iscrowd", 0))))
+    images = tuple(
+        SourceImage(_relative(image_root, im["file_name"], f"{instances}: images[{i}]"), im["file_name"],
+                    im["width"], im["height"], tuple(objects[im["id"]]))
+        for i, im in enumerate(data["images"])
+    )  # fmt: skip
+    split = instances.stem.removeprefix("instances_")
+    head = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _source("COCO", split, names, images, _content_hash(head, [im.path for im in images]))
+
+
+def dota_source(root: Path | str, classes: Sequence[str] | None = None) -> Source:
+    """DOTA v1/v1.5: ROOT/images/NAME.png with ROOT/labelTxt/NAME.txt; difficult objects are ignored.
+
+    `classes` lists the categories in order (default DOTA_CLASSES); '-' and '_' in label names read as spaces."""
+    root = Path(root)
+    names = tuple(classes or DOTA_CLASSES)
+    lookup = {_dota_name(c): c for c in names}
+    if not (root / "images").is_dir() or not (root / "labelTxt").is_dir():
+        raise DatasetError(f"{root}: expected the folders images/ and labelTxt/ of a DOTA split")
+    image_names = sorted(p.name for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    label_names = {p.name for p in (root / "labelTxt").iterdir() if p.suffix == ".txt"}
+    unmatched = sorted({f"{Path(n).stem}.txt" for n in image_names} ^ label_names)
+    if unmatched:
+        raise DatasetError(f"{root}: images/ and labelTxt/ do not match at {', '.join(unmatched[:10])}")
+    images, files_read = [], []
+    for name in image_names:
+        path = inside(root, "images", plain_name(name, "image name"))
+        label = inside(root, "labelTxt", plain_name(f"{Path(name).stem}.txt", "label name"))
+        width, height = image_size(path)
+        images.append(SourceImage(path, name, width, height, _dota_objects(label, width, height, lookup)))
+        files_read += [label, path]
+    head = json.dumps({"images": image_names, "classes": names}).encode()
+    return _source("DOTA", root.name, names, tuple(images), _content_hash(head, files_read))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"cannot read image {path}: {e}") from None
+
+
+def _dota_name(name: str) -> str:
+    return " ".join(re.split(r"[\s_-]+", name.strip()))
+
+
+def _dota_objects(label: Path, width: int, height: int, lookup: dict[str, str]) -> tuple[SourceObject, ...]:
+    """The objects of one DOTA label file: the axis-aligned box of each polygon, its shoelace area."""
+    try:
+        lines = label.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {label}: {e}") from None
+    objects = []
+    for n, line in enumerate(lines, 1):
+        tokens = line.split()
+        if not tokens or DOTA_HEADER.match(line):
+            continue
+        try:
+            if len(tokens) not in (9, 10):
+                raise ValueError
+            coords = [float(v) for v in tokens[:8]]
+            difficult = int(tokens[9]) if len(tokens) == 10 else 0
+            if not all(math.isfinite(v) for v in coords):
+                raise ValueError
+        except ValueError:
+            expected = "'x1 y1 x2 y2 x3 y3 x4 y4 category difficult'"
+            raise DatasetError(f"{label}:{n}: expected {expected}, got {line[:80]!r}") from None
+        cls = lookup.get(_dota_name(tokens[8]))
+        if cls is None:
+            raise DatasetError(f"{label}:{n}: category {tokens[8]!r} is not one of the classes (see --classes)")
+        xs, ys = coords[0::2], coords[1::2]
+        box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+        area = abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(4))) / 2
+        objects.append(SourceObject(cls, box, area, rel_scale(box, width, height), ignore=difficult != 0))
+    return tuple(objects)
+
+
+def _relative(root: Path | str, name: object, where: str) -> Path:
+    """root/name for a '/'-separated relative name of plain parts that stays inside root."""
+    parts = name.split("/") if isinstance(name, str) else [name]
+    return inside(root, *(plain_name(p, "file_name", where) for p in parts), source=where)
+
+
+def _content_hash(head: bytes, files: Iterable[Path]) -> str:
+    """SHA-256 of `head` followed by the SHA-256 of each file's bytes."""
+    h = hashlib.sha256(head)
+    for path in files:
+        try:
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+        except OSError as e:
+            raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
+    return h.hexdigest()
+
+
+def _source(dataset: str, split: str, classes: Sequence[str], images: tuple[SourceImage, ...],
+            content_hash: str) -> Source:
+    """A Source whose default buckets cut the observed rel_scale range log-evenly."""
+    if len(set(classes)) != len(classes):
+        raise DatasetError(f"{dataset} {split}: class names must be unique")
+    if not images:
+        raise DatasetError(f"{dataset} {split}: no images")
+    scales = [o.rel_scale for im in images for o in im.objects if not o.ignore and o.rel_scale > 0]
+    lo, hi = min(scales, default=1.0), min(max(scales, default=1.0), 1.0)
+    buckets = tuple(log_buckets(lo, hi, DEFAULT_BUCKETS)) if lo < hi else ()
+    return Source(dataset, split, tuple(classes), images, content_hash, buckets, len(images))
