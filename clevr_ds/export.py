@@ -19,9 +19,10 @@ OBJECT_EXTRAS = ("shape", "color", "material", "rel_scale", "target_scale", "vis
 
 
 def coco_categories(vocab: Vocabulary) -> list[dict]:
+    """One category per retrieval class; its supercategory is the shape (multi-word colours included)."""
     return [
-        {"id": i + 1, "name": name, "supercategory": name.split(" ", 1)[1]}
-        for i, name in enumerate(vocab.classes)
+        {"id": i + 1, "name": name, "supercategory": shape}
+        for i, (name, (_, shape)) in enumerate(zip(vocab.classes, vocab.class_attributes))
     ]
 
 
