@@ -7,16 +7,11 @@ from pathlib import Path
 import click
 
 from clevr_ds.dataset import DEFAULT_ROOT
+from detailclip.commands import cache_dir_option
 
 
 # Listed here so that --help stays fast (the registry imports torch); a test keeps it equal to the registry.
 METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-max", "oracle-crop", "s2", "detailclip")
-
-
-def _cache_dir(option: Path | None, out: Path) -> Path | None:
-    if option is None:
-        return out / "feature_cache"
-    return None if str(option).lower() == "none" else option
 
 
 @click.command()
@@ -86,7 +81,7 @@ def bench(models, checkpoint, backbone, pretrained, seed, data, split, coco, ima
             min_visible_pixels=min_visible_pixels, templates=templates, cover_k=cover_k, out=out,
             save_scores=save_scores, skip_existing=skip_existing, allow_incomplete=allow_incomplete, coco=coco,
             image_root=image_root, dota=dota, classes_file=classes_file,
-            cache_dir=_cache_dir(cache_dir, out),
+            cache_dir=cache_dir_option(cache_dir, out / "feature_cache"),
             batch_size=batch_size, device=device, progress=not quiet,
         )  # fmt: skip
         paths = run_bench(cfg, echo=lambda line: click.echo(line, err=True))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .commands import _cache_dir
+from detailclip.commands import cache_dir_option
 
 SEARCH_METHODS = ("detailclip", "cc-max", "clip")
 
@@ -35,7 +35,7 @@ def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, 
     checkpoint = default_checkpoint(checkpoint, method == "detailclip", backbone, pretrained)
     try:
         built = build_index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k,
-                            _cache_dir(cache_dir, out.parent), batch_size, device, not quiet)  # fmt: skip
+                            cache_dir_option(cache_dir, out.parent / "feature_cache"), batch_size, device, not quiet)  # fmt: skip
     except (BenchError, ValueError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     n, per_image = built.index.n_images, built.index.vectors_per_image

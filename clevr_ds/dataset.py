@@ -168,12 +168,17 @@ def png_content(data: bytes, path: Path | str) -> bytes:
         raise DatasetError(f"{path}: not a PNG file") from None
 
 
-def _content(record: dict) -> bytes:
-    """Canonical JSON of a meta or scene without num_images and without the EXECUTION_KEYS of its "render"."""
+def defining(record: dict) -> dict:
+    """A meta or scene less what does not define content: num_images and the EXECUTION_KEYS of its "render"."""
     out = {k: v for k, v in record.items() if k != "num_images"}
     if isinstance(out.get("render"), dict):
         out["render"] = {k: v for k, v in out["render"].items() if k not in EXECUTION_KEYS}
-    return json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    return out
+
+
+def _content(record: dict) -> bytes:
+    """Canonical JSON of `defining(record)`."""
+    return json.dumps(defining(record), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
 
 
 def split_hash(root: Path | str, split: str, scenes: list[dict] | None = None) -> str:

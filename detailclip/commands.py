@@ -19,7 +19,7 @@ def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 
-def _cache_dir(option: Path | None, default: Path | None) -> Path | None:
+def cache_dir_option(option: Path | None, default: Path | None) -> Path | None:
     """The --cache-dir folder: `default` when not given, None (no cache) for 'none'."""
     if option is None:
         return default
@@ -106,7 +106,7 @@ def train(**opts):
     except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
         raise _fail(e) from None
     _warn_if_untrained(backbone)
-    cache_dir = _cache_dir(opts["cache_dir"], out.parent / "feature_cache")
+    cache_dir = cache_dir_option(opts["cache_dir"], out.parent / "feature_cache")
     extract = dict(scheme=opts["scheme"], k=opts["k"], cache_dir=cache_dir, batch_size=opts["extract_batch"],
                    progress=progress)
     try:
@@ -171,7 +171,7 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, quiet):
         paths = list_images(images_dir)
         if not paths:
             raise ImageError(f"no images in {images_dir}")
-        vectors, config = encode_images_with_checkpoint(checkpoint, paths, cache_dir=_cache_dir(cache_dir, None),
+        vectors, config = encode_images_with_checkpoint(checkpoint, paths, cache_dir=cache_dir_option(cache_dir, None),
                                                         batch_size=batch_size, device=device, progress=not quiet)
     except (CheckpointError, BackboneError, ImageError, ValueError) as e:
         raise _fail(e) from None

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from clevr_ds import GENERATOR_NAME, GENERATOR_VERSION
 from clevr_ds.atomic import remove_stale_temporaries, write_json
-from clevr_ds.dataset import DATASET_NAME, coco_path, image_file, images_dir, load_scenes, meta_path, read_json, scene_path, scenes_dir
+from clevr_ds.dataset import DATASET_NAME, coco_path, defining, image_file, images_dir, load_scenes, meta_path, read_json, scene_path, scenes_dir
 from clevr_ds.export import write_exports
 from clevr_ds.lock import folder_lock
 from clevr_ds.paths import plain_name
@@ -32,7 +32,6 @@ from clevr_ds.sampling import SceneConfig, config_to_dict, sample_scene
 from .executors import PROJECT_ROOT, Executor, LocalPool, worker_bytes, worker_command, worker_env
 from .settings import RenderError, RenderSettings
 
-EXECUTION_SETTINGS = ("device", "threads")
 MAX_SIDE = 16384
 MAX_IMAGES = 1_000_000  # image names hold 6 digits
 MAX_OBJECTS = 100
@@ -51,19 +50,13 @@ def split_meta(config: SceneConfig, settings: RenderSettings, num_images: int, m
     }
 
 
-def _defining(meta: dict) -> dict:
-    """The part of a split's meta that determines its content (not how many, nor where it ran)."""
-    render = {k: v for k, v in meta.get("render", {}).items() if k not in EXECUTION_SETTINGS}
-    return {**{k: v for k, v in meta.items() if k != "num_images"}, "render": render}
-
-
 def _check_meta(out: Path, meta: dict) -> dict:
     """Merge with an existing split's meta; refuse to mix scenes rendered with other settings."""
     path = meta_path(out, meta["split"])
     if not path.exists():
         return meta
     old = read_json(path)
-    a, b = _defining(old), _defining(meta)
+    a, b = defining(old), defining(meta)
     differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if differing:
         raise RenderError(
