@@ -103,18 +103,17 @@ def _per_class_html(rows: pd.DataFrame, records: dict[str, dict]) -> str:
     return _table_html(["class", *(label for label, _ in runs), "positives"], body, "AP per class (all scales)")
 
 
-def _gallery_html(query: str, bucket: str, runs: dict, scenes: list[dict], image_paths: list[Path], labels, top: int) -> str:
-    """One query: a row per method, its top images with the query's objects boxed."""
-    cls = query
-    parts = [f"<h4>“{html.escape(cls)}”, bucket {html.escape(bucket)}</h4><div class='gallery'>"]
+def _gallery_html(query: str, bucket: str, runs: dict, images: list, labels, top: int) -> str:
+    """One query: a row per method, its top images (benchmark.sources.SourceImage) with the query's objects boxed."""
+    parts = [f"<h4>“{html.escape(query)}”, bucket {html.escape(bucket)}</h4><div class='gallery'>"]
     for method, scores in runs.items():
         parts.append(f"<div><b>{html.escape(method)}</b></div>")
         shown = top_images(scores, labels, top)
         for rank, i in enumerate(shown, 1):
-            boxes = [o["bbox"] for o in scenes[i]["objects"] if o["class"] == cls and o.get("visible", True)]
+            boxes = [o.box for o in images[i].objects if o.cls == query and not o.ignore]
             state = "hit" if labels[i] == 1 else "miss"
-            name = html.escape(image_paths[i].name)
-            parts.append(f"<figure><img class='{state}' alt='{name}' title='{name}' src='{thumbnail(image_paths[i], boxes)}'>"
+            name = html.escape(images[i].path.name)
+            parts.append(f"<figure><img class='{state}' alt='{name}' title='{name}' src='{thumbnail(images[i].path, boxes)}'>"
                          f"<figcaption>#{rank} {'✓' if state == 'hit' else '✗'} {scores[i]:.3f}</figcaption></figure>")
         parts += ["<div></div>"] * (top - len(shown))
     parts.append("</div>")
@@ -123,7 +122,7 @@ def _gallery_html(query: str, bucket: str, runs: dict, scenes: list[dict], image
 
 def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path, data: Path, queries: int, top: int) -> str:
     """Top images of the gallery methods for the most populated queries of the smallest bucket with positives."""
-    from clevr_ds.dataset import image_path, load_scenes
+    from .sources import clevr_ds_source
 
     chosen = {}
     for _, row in rows.iterrows():  # best run of each gallery method (rows are sorted by mAP)
@@ -132,24 +131,24 @@ def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path,
             chosen[record["method"]] = (row["label"], results / record["scores_file"])
     if not chosen:
         return "<p>No saved scores of clip, detailclip or cc-max runs: run bench without --no-save-scores for galleries.</p>"
-    runs, labels = {}, None
+    runs = {}
     for method in GALLERY_METHODS:
         if method in chosen:
             label, path = chosen[method]
-            with np.load(path) as z:
+            with np.load(path) as z:  # the runs of one group share classes, images and labels
                 runs[label] = z["scores"]
-                classes, images = z["classes"].tolist(), z["images"].tolist()
-                b = next((b for b, labels in enumerate(z["labels_buckets"]) if (labels == 1).any()), 0)
-                bucket, labels = str(z["bucket_names"][b]), z["labels_buckets"][b]
-    record = records[rows.iloc[0]["file"]]
-    scenes = {s["image_filename"]: s for s in load_scenes(data, record["split"])}
-    ordered = [scenes[name] for name in images]
-    paths = [image_path(data, s) for s in ordered]
+                classes, names, all_labels = z["classes"].tolist(), z["images"].tolist(), z["labels_buckets"]
+                bucket_names = z["bucket_names"].tolist()
+    b = next((b for b, labels in enumerate(all_labels) if (labels == 1).any()), 0)
+    bucket, labels = str(bucket_names[b]), all_labels[b]
+    source = clevr_ds_source(data, records[rows.iloc[0]["file"]]["split"], allow_incomplete=True)
+    by_name = {image.name: image for image in source.images}
+    images = [by_name[name] for name in names]
     parts = [f"<h3>Top {top} in the smallest bucket with positives ({html.escape(bucket)})</h3>"
              "<p>Green frame: the image holds the query's class in this bucket; red: it does not. "
              "Pink boxes: the query's objects (drawn at least 10 px).</p>"]
     for q in gallery_queries(labels, queries):
-        parts.append(_gallery_html(classes[q], bucket, {label: s[q] for label, s in runs.items()}, ordered, paths, labels[q], top))
+        parts.append(_gallery_html(classes[q], bucket, {label: s[q] for label, s in runs.items()}, images, labels[q], top))
     return "".join(parts)
 
 
