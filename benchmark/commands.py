@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 
+from clevr_ds.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
-from detailclip.commands import cache_dir_option
+from detailclip.commands import RAY_FEATURES, cache_dir_option
 
 
 # Listed here so that --help stays fast (the registry imports torch); a test keeps it equal to the registry.
 METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-max", "oracle-crop", "s2", "detailclip")
+
+
+def source_options(data_default: Path | None, data_help: str):
+    """Click options of a data source (--data, --split, --coco, --image-root, --dota, --classes), passed
+    to the command as one argument `source`: a benchmark.sources.SourceSpec (flag conflicts: one line)."""
+
+    def decorate(command):
+        @click.option("--data", type=click.Path(path_type=Path), default=data_default, show_default=data_default is not None, help=data_help)
+        @click.option("--split", default="test", show_default=True, help="Split of the CLEVR-DS folder.")
+        @click.option("--coco", type=click.Path(path_type=Path), help="COCO instances JSON instead of a CLEVR-DS split (with --image-root).")
+        @click.option("--image-root", type=click.Path(path_type=Path), help="Folder of the --coco images (file_name is relative to it).")
+        @click.option("--dota", type=click.Path(path_type=Path), help="DOTA v1/v1.5 folder (images/, labelTxt/) instead of a CLEVR-DS split.")
+        @click.option("--classes", "classes_file", type=click.Path(path_type=Path),
+                      help="Class names, one per line: --coco: prompts in category order; --dota: the categories (default: DOTA-v1.5's).")
+        @functools.wraps(command)
+        def run(*args, data, split, coco, image_root, dota, classes_file, **kwargs):
+            from .sources import SourceSpec
+
+            try:
+                spec = SourceSpec(None if coco or dota else data, split, coco, image_root, dota, classes_file)
+            except ValueError as e:
+                raise click.ClickException(str(e)) from None
+            return command(*args, source=spec, **kwargs)
+
+        return run
+
+    return decorate
 
 
 @click.command()
@@ -22,13 +51,7 @@ METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-ma
 @click.option("--backbone", help="open_clip architecture (default: the checkpoint's, else detailclip's default).")
 @click.option("--pretrained", help="open_clip pretrained tag, checkpoint file, or none (random weights).")
 @click.option("--seed", type=int, help="Seed of random backbone weights (default: the checkpoint's, else 0).")
-@click.option("--data", type=click.Path(path_type=Path), default=Path(DEFAULT_ROOT), show_default=True, help="CLEVR-DS folder.")
-@click.option("--split", default="test", show_default=True)
-@click.option("--coco", type=click.Path(path_type=Path), help="COCO instances JSON to benchmark instead of a CLEVR-DS split (with --image-root).")
-@click.option("--image-root", type=click.Path(path_type=Path), help="Folder of the --coco images (file_name is relative to it).")
-@click.option("--dota", type=click.Path(path_type=Path), help="DOTA v1/v1.5 folder (images/, labelTxt/) to benchmark instead of a CLEVR-DS split.")
-@click.option("--classes", "classes_file", type=click.Path(path_type=Path),
-              help="Class names, one per line: --coco: prompts in category order; --dota: the categories (default: DOTA-v1.5's).")
+@source_options(Path(DEFAULT_ROOT), "CLEVR-DS folder.")
 @click.option("--precision-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="k of precision@k and hit@k (hit@1, @5 always); Complete Cover's k is --cover-k.")
 @click.option("--buckets", help="Scale buckets: edges 0.01,0.02,0.05,0.1 or ranges 0.01-0.02,0.05-0.1 (default: from the CLEVR-DS split's scales; COCO, DOTA: 3 log-even over the observed range).")
@@ -46,10 +69,11 @@ METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-ma
               help="Patch-feature cache [default: OUT/feature_cache]; none: no cache.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images cut and encoded together.")
 @click.option("--device", help="torch device (default: cuda when available).")
+@executor_options(RAY_FEATURES)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def bench(models, checkpoint, backbone, pretrained, seed, data, split, coco, image_root, dota, classes_file, k, buckets,
+def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,
           min_visible_pixels, templates, cover_k, out, save_scores, skip_existing, allow_incomplete, cache_dir, batch_size,
-          device, quiet):  # fmt: skip
+          device, cluster, quiet):  # fmt: skip
     """Class-prompted text-to-image retrieval on CLEVR-DS, COCO or DOTA: mAP, hit@k, precision@k per scale bucket."""
     from clevr_ds.dataset import DatasetError
 
@@ -65,24 +89,17 @@ def bench(models, checkpoint, backbone, pretrained, seed, data, split, coco, ima
     unknown = [n for n in names if n not in method_names()]
     if unknown:
         raise click.ClickException(f"unknown model {unknown[0]!r} (known: {', '.join(method_names())}, baselines, all)")
-    if coco is not None and dota is not None:
-        raise click.ClickException("--coco and --dota exclude each other")
-    if (coco is None) != (image_root is None):
-        raise click.ClickException("--coco and --image-root go together")
-    if classes_file is not None and coco is None and dota is None:
-        raise click.ClickException("--classes needs --coco or --dota (a CLEVR-DS split has its vocabulary)")
     checkpoint = default_checkpoint(checkpoint, "detailclip" in names, backbone, pretrained)
     if checkpoint is not None and not checkpoint.is_file():
         raise click.ClickException(f"no checkpoint file {checkpoint}")
     try:
         cfg = BenchConfig(
-            data=data, models=names, split=split, backbone=backbone, pretrained=pretrained, seed=seed,
+            source=source, models=names, backbone=backbone, pretrained=pretrained, seed=seed,
             checkpoint=checkpoint, k=k, buckets=parse_buckets(buckets) if buckets else None,
             min_visible_pixels=min_visible_pixels, templates=templates, cover_k=cover_k, out=out,
-            save_scores=save_scores, skip_existing=skip_existing, allow_incomplete=allow_incomplete, coco=coco,
-            image_root=image_root, dota=dota, classes_file=classes_file,
+            save_scores=save_scores, skip_existing=skip_existing, allow_incomplete=allow_incomplete,
             cache_dir=cache_dir_option(cache_dir, out / "feature_cache"),
-            batch_size=batch_size, device=device, progress=not quiet,
+            batch_size=batch_size, device=device, progress=not quiet, cluster=cluster,
         )  # fmt: skip
         paths = run_bench(cfg, echo=lambda line: click.echo(line, err=True))
     except (BenchError, DatasetError, ValueError) as e:
@@ -117,11 +134,11 @@ def leaderboard(results, out, baselines):
 
 @click.command()
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--data", type=click.Path(path_type=Path), help="The split's CLEVR-DS folder, for the image galleries.")
+@source_options(None, "The split's CLEVR-DS folder, for the image galleries (or --coco / --dota).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("report.html"), show_default=True)
 @click.option("--baseline", "baselines", multiple=True, help="Also compare every run with this method or run label.")
 @click.option("--queries", type=click.IntRange(min=0), default=3, show_default=True, help="Queries shown in the galleries.")
-def report(results, data, out, baselines, queries):
+def report(results, source, out, baselines, queries):
     """One self-contained HTML report of RESULTS: leaderboard with intervals, plot, per-class AP, top-5 galleries."""
     from clevr_ds.atomic import write_text
     from clevr_ds.dataset import DatasetError
@@ -131,7 +148,8 @@ def report(results, data, out, baselines, queries):
     if not results.is_dir():
         raise click.ClickException(f"no results folder {results}")
     try:
-        text = build_report(results, data, baselines, queries, warn=lambda line: click.echo(line, err=True))
+        text = build_report(results, source if source.given else None, baselines, queries,
+                            warn=lambda line: click.echo(line, err=True))
     except (DatasetError, ValueError, OSError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     write_text(out, text)

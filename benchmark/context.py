@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from clevr_ds.cluster import RayCluster
+
 from .sources import Source
 
 PROBE_PASSES = 16
@@ -31,6 +33,7 @@ class BenchContext:
     cache_dir: Path | None = None
     batch_size: int = 4
     progress: bool = True
+    cluster: RayCluster | None = None  # where features missing from the cache are extracted (None: here)
     _backbones: dict = field(default_factory=dict, repr=False)
     _features: dict = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
@@ -66,7 +69,7 @@ class BenchContext:
             self._features[key] = extract_features(
                 self.backbone(image_size), self.source.image_paths, scheme=scheme, k=k, cache_dir=self.cache_dir,
                 batch_size=self.batch_size, progress=self.progress, antialias=antialias,
-                object_bboxes=self.object_bboxes if scheme == "objects" else None,
+                object_bboxes=self.object_bboxes if scheme == "objects" else None, cluster=self.cluster,
             )  # fmt: skip
         return self._features[key]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from clevr_ds.atomic import atomic_path, write_text
+from clevr_ds.standards import published
 
 from .results import COST_KEYS
 from .uncertainty import paired_difference
@@ -76,7 +77,7 @@ def group_key(record: dict) -> str:
                        protocol.get("min_visible_pixels"), record["metrics"].get("bootstrap")], sort_keys=True)  # fmt: skip
 
 
-def _labels(records: list[dict]) -> list[str]:
+def run_labels(records: list[dict]) -> list[str]:
     """Method, checkpoint file, backbone and weights where they differ, run id where still ambiguous."""
     several_backbones = len({(r["backbone"], r["pretrained"]) for r in records}) > 1
     labels = []
@@ -130,7 +131,7 @@ def build_table(records: list[tuple[dict, str]], baselines=()) -> pd.DataFrame:
     rows, captions = [], {}
     for g, members in enumerate(by_group.values()):
         recs = [r for r, _ in members]
-        labels = _labels(recs)
+        labels = run_labels(recs)
         refs = _references(recs, labels, baselines)
         for i, (record, source) in enumerate(members):
             row = {**run_row(record, source), "label": labels[i], "group": g}
@@ -157,7 +158,9 @@ def caption(records: list[dict], refs: dict[str, str]) -> str:
     r = records[0]
     overall, buckets = r["metrics"]["overall"], r["metrics"]["buckets"]
     counts = "; ".join(f"{n}: {b['n_queries']} / {b['n_positives']}" for n, b in buckets.items())
-    text = (f"{r['dataset']}, split {r['split']} (content {r['split_hash'][:12]}), {r['n_images']} images, "
+    standard = published(r["split_hash"])
+    name = f" = {standard[0]} {standard[1]}" if standard else ""
+    text = (f"{r['dataset']}, split {r['split']} (content {r['split_hash'][:12]}{name}), {r['n_images']} images, "
             f"{overall['n_queries']} queries with {overall['n_positives']} positives; "
             f"per bucket (queries / positives): {counts}.")  # fmt: skip
     if len({(x["backbone"], x["pretrained"]) for x in records}) == 1:
@@ -289,9 +292,18 @@ def plot(table: pd.DataFrame, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(f".{fmt}") for fmt in PLOT_FORMATS]
     for path in paths:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix[1:])
+            save_figure(fig, tmp, path.suffix[1:], dpi=120)
     plt.close(fig)
     return paths
+
+
+def save_figure(fig, target, fmt: str, **options) -> None:
+    """fig.savefig with the same bytes for the same figure: no creation date, fixed SVG ids."""
+    import matplotlib
+
+    dateless = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
+    with matplotlib.rc_context({"svg.hashsalt": "clevr-ds"}):
+        fig.savefig(target, format=fmt, bbox_inches="tight", metadata=dateless, **options)
 
 
 def write_leaderboard(table: pd.DataFrame, csv_path: Path) -> list[Path]:

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .leaderboard import build_table, figure, group_cells, groups
+from .leaderboard import build_table, figure, group_cells, groups, save_figure
 from .results import load_runs
+from .sources import SourceSpec
 
 GALLERY_METHODS = ("clip", "detailclip", "cc-max")
 THUMB_SIDE = 168
@@ -88,7 +89,7 @@ def _figure_svg(table: pd.DataFrame) -> str:
 
     fig = figure(table)
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    save_figure(fig, buffer, "svg")
     plt.close(fig)
     svg = buffer.getvalue()
     return svg[svg.index("<svg"):]
@@ -120,10 +121,9 @@ def _gallery_html(query: str, bucket: str, runs: dict, images: list, labels, top
     return "".join(parts)
 
 
-def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path, data: Path, queries: int, top: int) -> str:
-    """Top images of the gallery methods for the most populated queries of the smallest bucket with positives."""
-    from .sources import clevr_ds_source
-
+def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path, source, queries: int, top: int) -> str:
+    """Top images of the gallery methods for the most populated queries of the smallest bucket with
+    positives; `source` (benchmark.sources.Source) must be the split these runs scored."""
     chosen = {}
     for _, row in rows.iterrows():  # best run of each gallery method (rows are sorted by mAP)
         record = records[row["file"]]
@@ -141,7 +141,6 @@ def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path,
                 bucket_names = z["bucket_names"].tolist()
     b = next((b for b, labels in enumerate(all_labels) if (labels == 1).any()), 0)
     bucket, labels = str(bucket_names[b]), all_labels[b]
-    source = clevr_ds_source(data, records[rows.iloc[0]["file"]]["split"], allow_incomplete=True)
     by_name = {image.name: image for image in source.images}
     images = [by_name[name] for name in names]
     parts = [f"<h3>Top {top} in the smallest bucket with positives ({html.escape(bucket)})</h3>"
@@ -152,22 +151,27 @@ def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path,
     return "".join(parts)
 
 
-def build_report(results: Path, data: Path | None = None, baselines=(), queries: int = 3, top: int = 5,
+def build_report(results: Path, data: SourceSpec | None = None, baselines=(), queries: int = 3, top: int = 5,
                  warn=print) -> str:
-    """The report's HTML for every run in `results` (galleries need the split's folder `data`)."""
+    """The report's HTML for every run in `results`; the galleries need the data (a CLEVR-DS split,
+    COCO or DOTA) and show for the runs of that data (by content hash)."""
     results = Path(results)
     loaded = load_runs(results, warn)
     if not loaded:
         raise ValueError(f"no run records (*.json) in {results}")
     records = {source: record for record, source in loaded}
+    source = data.open(allow_incomplete=True) if data is not None else None
     table = build_table(loaded, baselines)
     body = []
     for text, rows in groups(table):
         header, cells = group_cells(rows)
         body += [f"<h2>{html.escape(rows.iloc[0]['dataset'])}, split {html.escape(rows.iloc[0]['split'])}</h2>",
                  _table_html(header, cells, text), _per_class_html(rows, records)]
-        if data is not None:
-            body.append(_galleries_html(rows, records, results, Path(data), queries, top))
+        if source is not None and records[rows.iloc[0]["file"]]["split_hash"] == source.content_hash:
+            body.append(_galleries_html(rows, records, results, source, queries, top))
+    if source is not None and all(record["split_hash"] != source.content_hash for record in records.values()):
+        warn(f"warning: no run in {results} scored the data given for the galleries ({source.dataset} "
+             f"{source.split}, content {source.content_hash[:12]}); the report has none")
     body.insert(0, f"<h2>mAP per scale bucket</h2><figure>{_figure_svg(table)}</figure>")
     return page("Detail-preserving retrieval: benchmark report", body)
 

@@ -16,12 +16,14 @@ from typing import Callable
 
 import torch
 
+from clevr_ds.cluster import RayCluster
+
 from .context import BenchContext
 from .evaluation import evaluate
 from .methods import Method, create_method
 from .protocol import Bucket, Protocol, Relevance
 from .results import SCHEMA_VERSION, SCORES_SUFFIX, run_id, run_stem, save_scores, software_versions, write_run
-from .sources import Source, clevr_ds_source, coco_source, dota_source, read_classes
+from .sources import Source, SourceSpec
 
 LATENCY_REPEATS = 5
 DEFAULT_COVER_K = 10
@@ -33,9 +35,8 @@ class BenchError(ValueError):
 
 @dataclass
 class BenchConfig:
-    data: Path
+    source: SourceSpec
     models: list[str]
-    split: str = "test"
     backbone: str | None = None
     pretrained: str | None = None
     seed: int | None = None
@@ -49,14 +50,11 @@ class BenchConfig:
     save_scores: bool = False
     skip_existing: bool = False
     allow_incomplete: bool = False  # score a split whose meta promises images that are not all there
-    coco: Path | None = None  # COCO instances JSON (instead of data/split), images under image_root
-    image_root: Path | None = None
-    dota: Path | None = None  # DOTA folder with images/ and labelTxt/ (instead of data/split)
-    classes_file: Path | None = None  # one per line; COCO: prompts in category order; DOTA: the categories
     cache_dir: Path | None = None
     batch_size: int = 4
     device: str | None = None
     progress: bool = True
+    cluster: RayCluster | None = None  # extract features on this Ray cluster (None: here)
 
 
 def resolve_backbone(checkpoint: Path | None = None, backbone: str | None = None, pretrained: str | None = None,
@@ -116,21 +114,11 @@ class Prepared:
         return list(self.source.classes)
 
 
-def load_source(cfg: BenchConfig) -> Source:
-    """The call's data source: --coco, --dota or a CLEVR-DS split."""
-    classes = read_classes(cfg.classes_file) if cfg.classes_file is not None else None
-    if cfg.coco is not None:
-        return coco_source(cfg.coco, cfg.image_root, classes)
-    if cfg.dota is not None:
-        return dota_source(cfg.dota, classes)
-    return clevr_ds_source(cfg.data, cfg.split, cfg.allow_incomplete)
-
-
 def prepare(cfg: BenchConfig) -> Prepared:
     from detailclip.backbones import pretrained_id
     from detailclip.text import resolve_templates
 
-    source = load_source(cfg)
+    source = cfg.source.open(cfg.allow_incomplete)
     resolve_templates(cfg.templates)
     buckets = cfg.buckets or source.default_buckets
     if not buckets:
@@ -138,7 +126,7 @@ def prepare(cfg: BenchConfig) -> Prepared:
     protocol = Protocol(source.classes, tuple(buckets), cfg.min_visible_pixels)
     chosen = resolve_backbone(cfg.checkpoint, cfg.backbone, cfg.pretrained, cfg.seed, cfg.cover_k)
     ctx = BenchContext.on_backbone(source, chosen, device=cfg.device, checkpoint=cfg.checkpoint, cache_dir=cfg.cache_dir,
-                                   batch_size=cfg.batch_size, progress=cfg.progress)  # fmt: skip
+                                   batch_size=cfg.batch_size, progress=cfg.progress, cluster=cfg.cluster)  # fmt: skip
     identity = {
         "task": "class_retrieval", "backbone": chosen["backbone"], "pretrained": chosen["pretrained"],
         "pretrained_id": pretrained_id(chosen["pretrained"]), "backbone_image_size": chosen["image_size"],

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from clevr_ds.atomic import atomic_path
+from clevr_ds.cluster import RayCluster
 
 from .context import BenchContext
 from .index import ImageIndex
@@ -55,7 +56,7 @@ def folder_source(root: Path | str) -> tuple[Source, list[str]]:
 def build_index(images_dir: Path | str, out: Path | str, method: str = "detailclip", checkpoint: Path | None = None,
                 backbone: str | None = None, pretrained: str | None = None, seed: int | None = None,
                 cover_k: int | None = None, cache_dir: Path | None = None, batch_size: int = 4,
-                device: str | None = None, progress: bool = True) -> SearchIndex:  # fmt: skip
+                device: str | None = None, progress: bool = True, cluster: RayCluster | None = None) -> SearchIndex:  # fmt: skip
     """Encode every image under `images_dir` with a bench method (by name) and write the index file `out`."""
     from detailclip.backbones import pretrained_id
 
@@ -65,7 +66,7 @@ def build_index(images_dir: Path | str, out: Path | str, method: str = "detailcl
     source, hashes = folder_source(images_dir)
     chosen = resolve_backbone(checkpoint, backbone, pretrained, seed, cover_k)
     ctx = BenchContext.on_backbone(source, chosen, device=device, checkpoint=checkpoint, cache_dir=cache_dir,
-                                   batch_size=batch_size, progress=progress)  # fmt: skip
+                                   batch_size=batch_size, progress=progress, cluster=cluster)  # fmt: skip
     chosen_method = create_method(method)
     encoded = chosen_method.encode(ctx)
     header = {

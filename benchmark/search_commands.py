@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from detailclip.commands import cache_dir_option
+from clevr_ds.cluster import executor_options
+from detailclip.commands import RAY_FEATURES, cache_dir_option
 
 SEARCH_METHODS = ("detailclip", "cc-max", "clip")
 
@@ -26,8 +27,10 @@ SEARCH_METHODS = ("detailclip", "cc-max", "clip")
               help="Patch-feature cache [default: feature_cache beside the index]; none: no cache.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images cut and encoded together.")
 @click.option("--device", help="torch device (default: cuda when available).")
+@executor_options(RAY_FEATURES)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, cache_dir, batch_size, device, quiet):
+def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, cache_dir, batch_size, device, cluster,
+          quiet):
     """Index every image under IMAGES (one or several vectors per image); rerun to resume from the feature cache."""
     from .runner import BenchError, default_checkpoint
     from .search import build_index
@@ -35,7 +38,8 @@ def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, 
     checkpoint = default_checkpoint(checkpoint, method == "detailclip", backbone, pretrained)
     try:
         built = build_index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k,
-                            cache_dir_option(cache_dir, out.parent / "feature_cache"), batch_size, device, not quiet)  # fmt: skip
+                            cache_dir_option(cache_dir, out.parent / "feature_cache"), batch_size, device, not quiet,
+                            cluster)  # fmt: skip
     except (BenchError, ValueError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     n, per_image = built.index.n_images, built.index.vectors_per_image

@@ -75,6 +75,40 @@ class Source:
         return [image.path for image in self.images]
 
 
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where a command's data is: a CLEVR-DS split (data, split), COCO instances with their image
+    root, or a DOTA folder; classes_file names the classes of COCO or DOTA (one per line)."""
+
+    data: Path | None = None
+    split: str = "test"
+    coco: Path | None = None
+    image_root: Path | None = None
+    dota: Path | None = None
+    classes_file: Path | None = None
+
+    def __post_init__(self):
+        if self.coco is not None and self.dota is not None:
+            raise ValueError("--coco and --dota exclude each other")
+        if (self.coco is None) != (self.image_root is None):
+            raise ValueError("--coco and --image-root go together")
+        if self.classes_file is not None and self.coco is None and self.dota is None:
+            raise ValueError("--classes needs --coco or --dota (a CLEVR-DS split has its vocabulary)")
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.data, self.coco, self.dota))
+
+    def open(self, allow_incomplete: bool = False) -> Source:
+        """The Source: --coco, --dota or the CLEVR-DS split (incomplete only with `allow_incomplete`)."""
+        classes = read_classes(self.classes_file) if self.classes_file is not None else None
+        if self.coco is not None:
+            return coco_source(self.coco, self.image_root, classes)
+        if self.dota is not None:
+            return dota_source(self.dota, classes)
+        return clevr_ds_source(self.data, self.split, allow_incomplete)
+
+
 def read_classes(path: Path | str) -> list[str]:
     """Class names, one per line (blank lines skipped)."""
     try:

@@ -131,3 +131,16 @@ def paired_difference(estimate_a: float, replicates_a, estimate_b: float, replic
     reps = np.asarray(replicates_a, dtype=np.float64) - np.asarray(replicates_b, dtype=np.float64)
     lo, hi = (float(x) for x in np.nanquantile(reps, [(1 - level) / 2, (1 + level) / 2]))
     return {"delta": estimate_a - estimate_b, "delta_lo": lo, "delta_hi": hi, "significant": lo > 0 or hi < 0}
+
+
+def share_of_lead(student: tuple, base: tuple, teacher: tuple, level: float = DEFAULT_LEVEL) -> dict:
+    """How much of the teacher's mAP lead over the base the student recovers: (s - b) / (t - b), with
+    the percentile interval of that ratio over the runs' shared resamples. Each argument is
+    (mAP, replicates) of one run of the same split; resamples where the teacher does not lead are
+    left out (the ratio is undefined there), and their share is reported."""
+    (s, rs), (b, rb), (t, rt) = ((e, np.asarray(r, dtype=np.float64)) for e, r in (student, base, teacher))
+    lead = rt - rb
+    ok = lead > 0
+    ratios = (rs[ok] - rb[ok]) / lead[ok]
+    lo, hi = (float(x) for x in np.nanquantile(ratios, [(1 - level) / 2, (1 + level) / 2]))
+    return {"share": (s - b) / (t - b), "share_lo": lo, "share_hi": hi, "undefined": float(1 - ok.mean())}

@@ -10,7 +10,8 @@ import click
 @click.option("--split", "splits", multiple=True, help="split(s) to check (default: all)")
 def validate(root, splits):
     """Check every image, scene, mask, box and the COCO export of a CLEVR-DS folder; print each split's content hash."""
-    from .dataset import list_splits, load_scenes, split_hash
+    from .dataset import list_splits, load_meta, load_scenes, split_hash
+    from .standards import claimed_by, published
     from .validate import validate as run_validation
 
     problems = run_validation(root, list(splits))
@@ -21,7 +22,13 @@ def validate(root, splits):
     click.echo(f"{root}: OK")
     for split in splits or list_splits(root):
         scenes = load_scenes(root, split)
-        click.echo(f"{split}: sha256 {split_hash(root, split, scenes)} ({len(scenes)} images)")
+        content = split_hash(root, split, scenes)
+        known = published(content)
+        click.echo(f"{split}: sha256 {content} ({len(scenes)} images)" + (f": {known[0]} {known[1]}, as published" if known else ""))
+        claim = None if known else claimed_by(load_meta(root, split))
+        if claim and claim[1] in claim[0].hashes:
+            click.echo(f"warning: {split} has the settings of {claim[0].title} {claim[1]} but not its published content "
+                       f"hash {claim[0].hashes[claim[1]]}: its images differ (another preset, device or Blender?)", err=True)
 
 
 @click.command()

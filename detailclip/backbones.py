@@ -110,6 +110,7 @@ class Backbone:
     device: torch.device
     seed: int
     batch_size: int = 256
+    load_args: dict | None = field(default=None, repr=False)  # load_backbone's, device aside; None: not rebuildable
     image_size: int = field(init=False)
     embed_dim: int = field(init=False)
     mean: tuple[float, float, float] = field(init=False)
@@ -226,8 +227,10 @@ def load_backbone(
     except (RuntimeError, OSError, KeyError, ValueError) as e:
         raise BackboneError(f"cannot load {name} with pretrained {pretrained!r}: {e}") from None
     model = model.to(device).eval().requires_grad_(False)
+    weights_file = str(Path(weights).resolve()) if local and pretrained not in BUILTIN_WEIGHTS else pretrained
+    load_args = {"name": name, "pretrained": weights_file, "seed": seed, "image_size": image_size, "batch_size": batch_size}
     return Backbone(name=name, pretrained=pretrained, model=model, tokenizer=open_clip.get_tokenizer(name),
-                    device=device, seed=seed, batch_size=batch_size)
+                    device=device, seed=seed, batch_size=batch_size, load_args=load_args)
 
 
 def _read_weights_file(path: str) -> dict[str, torch.Tensor]:

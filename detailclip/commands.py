@@ -8,11 +8,13 @@ from pathlib import Path
 
 import click
 
+from clevr_ds.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
 
 from .registry import DEFAULT_FUSION_CHECKPOINT
 
 SIZES = ("tiny", "small", "base")
+RAY_FEATURES = "Ray actors that extract the features missing from the cache (one GPU each when the cluster has GPUs, else one CPU)"
 
 
 def _fail(error: Exception) -> click.ClickException:
@@ -74,6 +76,7 @@ pretrained_option = click.option("--pretrained", default=None,
               help="feature cache [default: <out folder>/feature_cache]; none: no cache")
 @click.option("--extract-batch", type=click.IntRange(1), default=4, show_default=True, help="images cut together")
 @click.option("--device", default=None, help="torch device [default: cuda when present]")
+@executor_options(RAY_FEATURES)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="checkpoint file to write")
 @click.option("--resume", is_flag=True, help="continue from <out>.state.pt")
 @click.option("--quiet", is_flag=True, help="no progress bars")
@@ -108,7 +111,7 @@ def train(**opts):
     _warn_if_untrained(backbone)
     cache_dir = cache_dir_option(opts["cache_dir"], out.parent / "feature_cache")
     extract = dict(scheme=opts["scheme"], k=opts["k"], cache_dir=cache_dir, batch_size=opts["extract_batch"],
-                   progress=progress)
+                   progress=progress, cluster=opts["cluster"])
     try:
         train_items = extract_features(backbone, train_set.paths, **extract)
         val_items = extract_features(backbone, val_set.paths, **extract) if val_set else None
@@ -151,8 +154,9 @@ def train(**opts):
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="feature cache (none: no cache)")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="images cut together")
 @click.option("--device", default=None, help="torch device [default: cuda when present]")
+@executor_options(RAY_FEATURES)
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, quiet):
+def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, quiet):
     """Encode every image of a folder to one DetailCLIP vector."""
     import json
 
@@ -172,7 +176,8 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, quiet):
         if not paths:
             raise ImageError(f"no images in {images_dir}")
         vectors, config = encode_images_with_checkpoint(checkpoint, paths, cache_dir=cache_dir_option(cache_dir, None),
-                                                        batch_size=batch_size, device=device, progress=not quiet)
+                                                        batch_size=batch_size, device=device, progress=not quiet,
+                                                        cluster=cluster)
     except (CheckpointError, BackboneError, ImageError, ValueError) as e:
         raise _fail(e) from None
     names = np.array([str(p.relative_to(images_dir)) for p in paths])

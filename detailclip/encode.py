@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from clevr_ds.cluster import RayCluster
+
 from .backbones import Backbone, autocast, load_backbone
 from .checkpoint import load_checkpoint
 from .features import PatchFeatures, extract_features
@@ -59,10 +61,12 @@ def encode_images_with_checkpoint(
     device: str | torch.device | None = None,
     progress: bool = True,
     backbone: Backbone | None = None,
+    cluster: RayCluster | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """(vectors [N, D], checkpoint config) for any list of image files."""
+    """(vectors [N, D], checkpoint config) for any list of image files (features extracted on `cluster` if given)."""
     model, config = load_checkpoint(checkpoint, device)
     backbone = backbone or backbone_for(config, device)
     items = extract_features(backbone, image_paths, scheme=config["scheme"], k=config["k"], cache_dir=cache_dir,
-                             batch_size=batch_size, progress=progress, antialias=config.get("antialias", True))
+                             batch_size=batch_size, progress=progress, antialias=config.get("antialias", True),
+                             cluster=cluster)
     return fuse(model, items, device=backbone.device, progress=progress), config

@@ -12,6 +12,8 @@ image) is reported in one line on stderr and extracted again.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -20,17 +22,18 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from clevr_ds.atomic import atomic_path, remove_stale_temporaries, write_json
+from clevr_ds.cluster import RayCluster
 
 from .backbones import Backbone
 from .cover import scheme_boxes
-from .images import content_hash, decode_image, read_bytes
+from .images import content_hash, decode_image, max_image_pixels as pixel_limit, read_bytes
 from .patches import patch_groups
 
 CACHE_FORMAT = 2
@@ -139,6 +142,19 @@ class FeatureCache:
         return features, levels
 
 
+class Pending(NamedTuple):
+    """An image to encode: its index and path, cache entry name, decoded image (or its bytes, for Ray) and object boxes."""
+
+    index: int
+    path: str
+    entry: str
+    image: torch.Tensor | bytes
+    bboxes: Sequence[Sequence[float]] | None
+
+
+Encoded = list[tuple[np.ndarray, np.ndarray]]  # (fp16 features [P, D], int16 levels [P]) per image of a batch
+
+
 def extract_features(
     backbone: Backbone,
     image_paths: Sequence[str | Path],
@@ -153,77 +169,99 @@ def extract_features(
     antialias: bool = True,
     num_workers: int = 2,
     max_image_pixels: int | None = None,
+    cluster: RayCluster | None = None,
 ) -> list[PatchFeatures]:
     """Patch features of every image (in order), from the cache where present.
 
-    batch_size images are cut together and their patches encoded in backbone.batch_size chunks;
-    reading, hashing and decoding run ahead in `num_workers` threads. `object_bboxes[i]` lists the
-    [x, y, w, h] boxes of image i (scheme "objects" only). Larger images than `max_image_pixels`
-    are refused (see images.max_image_pixels).
+    The images missing from the cache are cut and encoded batch_size at a time (in order), their
+    patches in backbone.batch_size chunks; reading, hashing and decoding run ahead in `num_workers`
+    threads. With a `cluster`, Ray actors there encode the same batches (see detailclip.distributed)
+    and this process writes the cache: the same bytes. `object_bboxes[i]` lists the [x, y, w, h]
+    boxes of image i (scheme "objects" only). Larger images than `max_image_pixels` are refused
+    (see images.max_image_pixels).
     """
     cut = CutOptions(scheme=scheme, k=k, enlarge=enlarge, min_side=min_side, antialias=antialias)
     if scheme == "objects" and (object_bboxes is None or len(object_bboxes) != len(image_paths)):
         raise ValueError("scheme 'objects' needs one bbox list per image")
-    cache = FeatureCache(cache_dir, backbone, cut) if cache_dir is not None else None
+    if cluster is None:
+        encoder = contextlib.nullcontext(functools.partial(_encode_here, backbone, cut))
+    else:
+        from .distributed import ray_encoder
+
+        encoder = ray_encoder(cluster, backbone, cut, pixel_limit(max_image_pixels))
     results: list[PatchFeatures | None] = [None] * len(image_paths)
-    pending: list[tuple[int, str, torch.Tensor]] = []
     bar = tqdm(total=len(image_paths), desc=f"features {backbone.name} {scheme}", unit="img", disable=not progress)
 
-    def read(index: int) -> tuple[int, str, tuple | None, torch.Tensor | None]:
-        """(index, entry, verified cached arrays or None, decoded image when not cached)."""
+    def read(index: int) -> tuple[Pending, tuple | None]:
+        """The image (decoded here without a cluster) and its verified cached arrays or None."""
         data = read_bytes(image_paths[index])
-        entry = _entry_name(content_hash(data), object_bboxes[index] if scheme == "objects" else None)
+        bboxes = object_bboxes[index] if scheme == "objects" else None
+        entry = _entry_name(content_hash(data), bboxes)
         cached = cache.load(entry) if cache is not None else None
-        if cached is not None:
-            return index, entry, cached, None
-        return index, entry, None, decode_image(data, image_paths[index], max_image_pixels)
+        if cached is None and cluster is None:
+            data = decode_image(data, image_paths[index], max_image_pixels)
+        return Pending(index, str(image_paths[index]), entry, data, bboxes), cached
 
-    def flush() -> None:
-        _encode_batch(backbone, cut, pending, object_bboxes, image_paths, cache, results)
-        bar.update(len(pending))
-        pending.clear()
-
-    with bar, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-        for index, entry, cached, image in _prefetch(pool, read, range(len(image_paths)), depth=2 * batch_size + 2):
+    def batches() -> Iterator[list[Pending]]:
+        """The images missing from the cache in batches of batch_size; the cached ones go to `results`."""
+        batch = []
+        for item, cached in _prefetch(pool, read, range(len(image_paths)), depth=2 * batch_size + 2):
             if cached is not None:
-                results[index] = PatchFeatures(str(image_paths[index]), entry, *cached)
+                results[item.index] = PatchFeatures(item.path, item.entry, *cached)
                 bar.update(1)
                 continue
-            pending.append((index, entry, image))
-            if len(pending) >= batch_size:
-                flush()
-        if pending:
-            flush()
+            batch.append(item)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    with encoder as encode:
+        cache = FeatureCache(cache_dir, backbone, cut) if cache_dir is not None else None
+        with bar, ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+            with contextlib.closing(encode(batches())) as encoded_batches:
+                for batch, encoded in encoded_batches:
+                    for item, (features, levels) in zip(batch, encoded):
+                        if cache is not None:
+                            cache.store(item.entry, features, levels)
+                        results[item.index] = PatchFeatures(item.path, item.entry, features, levels)
+                    bar.update(len(batch))
     return results
 
 
-def _encode_batch(backbone, cut, pending, object_bboxes, image_paths, cache, results) -> None:
-    """Cut and encode the pending images (grouped by size, one roi_align pass per group)."""
-    boxes, levels = {}, {}
+def _encode_here(backbone: Backbone, cut: CutOptions, batches: Iterable[list[Pending]]) -> Iterator[tuple[list[Pending], Encoded]]:
+    for batch in batches:
+        yield batch, encode_batch(backbone, cut, [item.image for item in batch], [item.bboxes for item in batch])
+
+
+def encode_batch(backbone: Backbone, cut: CutOptions, images: Sequence[torch.Tensor],
+                 bboxes: Sequence[Sequence[Sequence[float]] | None]) -> Encoded:
+    """Cut and encode images together (grouped by size, one roi_align pass per group); `bboxes[i]`:
+    image i's object boxes (scheme "objects") or None."""
+    boxes, levels = [], []
     by_size: dict[tuple[int, int], list[int]] = {}
-    for slot, (index, _, image) in enumerate(pending):
+    for slot, image in enumerate(images):
         height, width = image.shape[-2:]
-        bboxes = object_bboxes[index] if cut.scheme == "objects" else None
-        boxes[slot], levels[slot] = scheme_boxes(cut.scheme, height, width, cut.k, bboxes, cut.enlarge, cut.min_side)
+        image_boxes, image_levels = scheme_boxes(cut.scheme, height, width, cut.k, bboxes[slot], cut.enlarge, cut.min_side)
+        boxes.append(image_boxes)
+        levels.append(image_levels.numpy().astype(np.int16))
         by_size.setdefault((height, width), []).append(slot)
-    order = [slot for slots in by_size.values() for slot in slots]
     groups, offset = [], 0
     for slots in by_size.values():
-        images = torch.stack([pending[s][2] for s in slots]).to(backbone.device, non_blocking=True)
-        size_groups = patch_groups(images, [boxes[s] for s in slots], backbone.image_size, backbone.mean,
+        stacked = torch.stack([images[s] for s in slots]).to(backbone.device, non_blocking=True)
+        size_groups = patch_groups(stacked, [boxes[s] for s in slots], backbone.image_size, backbone.mean,
                                    backbone.std, cut.antialias)
         groups += [(ids + offset, patches) for ids, patches in size_groups]
         offset += sum(len(ids) for ids, _ in size_groups)
     features = encode_groups(backbone, groups).to(torch.float16).cpu().numpy()
+    encoded: Encoded = [None] * len(images)
     start = 0
-    for slot in order:
-        index, entry, _ = pending[slot]
+    for slot in (slot for slots in by_size.values() for slot in slots):
         count = len(levels[slot])
-        feats, lvls = features[start:start + count], levels[slot].numpy().astype(np.int16)
+        encoded[slot] = features[start:start + count], levels[slot]
         start += count
-        if cache is not None:
-            cache.store(entry, feats, lvls)
-        results[index] = PatchFeatures(str(image_paths[index]), entry, feats, lvls)
+    return encoded
 
 
 def encode_patches(backbone: Backbone, images: torch.Tensor, boxes: Sequence[torch.Tensor],

@@ -8,8 +8,11 @@ below a file), ends with one line and writes nothing.
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
+from clevr_ds.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
+from clevr_ds.standards import STANDARDS, default_folder
 
 from .settings import DEVICES, ENGINES, PRESETS
 
@@ -29,15 +32,20 @@ DEFAULT_NUM_IMAGES = 20
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True, help="Cycles device")
 @click.option("--seed", type=int, default=0, show_default=True, help="global seed; scene seeds derive from (seed, split, index)")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Blender worker processes (local executor)")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="where workers run: this machine's process pool, or Ray tasks (one CPU each)")
-@click.option("--ray-address", default=None, help="address of the Ray cluster (HEAD_IP:6379); default: $RAY_ADDRESS, else a new one-machine cluster for this run")
+@executor_options("Ray tasks (one CPU each)")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=8, show_default=True, help="scenes per worker process (per Ray task)")
 @click.option("--min-visible-pixels", type=click.IntRange(min=1), default=16, show_default=True, help="fewer visible pixels flags an object invisible")
 @click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_ROOT, show_default=True)
+@click.option("--standard", metavar="NAME", default=None, help=f"{'|'.join(STANDARDS)}: a named benchmark split (v1: CLEVR-DS-bench v1, 200 test images): fixes every option that defines content; --out defaults to output/clevr-ds-bench-NAME (quick: the default split, output/clevr-ds)")
 @click.option("--resume", is_flag=True, help="continue the split already in --out with its recorded settings")
 @click.option("--quiet", "-q", is_flag=True)
-def render(scales, num_images, split, resolution, objects, preset, engine, samples, denoise, device, seed, workers, executor, ray_address, chunk_size, min_visible_pixels, out, resume, quiet):
+def render(scales, num_images, split, resolution, objects, preset, engine, samples, denoise, device, seed, workers, cluster, chunk_size, min_visible_pixels, out, standard, resume, quiet):
     """Render a CLEVR-DS split (re-running the same command resumes it)."""
+    if standard:
+        fixed = standard_options(click.get_current_context(), standard)
+        scales, num_images, split, resolution, objects, preset, engine, samples, denoise, seed, min_visible_pixels, out = (
+            fixed[name] for name in ("scales", "num_images", "split", "resolution", "objects", "preset", "engine",
+                                     "samples", "denoise", "seed", "min_visible_pixels", "out"))
     from clevr_ds.dataset import DatasetError, load_meta
     from clevr_ds.lock import FolderLockedError
     from clevr_ds.paths import plain_name
@@ -67,7 +75,7 @@ def render(scales, num_images, split, resolution, objects, preset, engine, sampl
                 vocabulary=Vocabulary.load(),
             )
             settings = PRESETS[preset].with_overrides(engine=engine, samples=samples, denoise=denoise, device=device)
-        runner = RayExecutor(ray_address) if executor == "ray" else LocalPool(workers)
+        runner = RayExecutor(cluster.address) if cluster else LocalPool(workers)
         scenes = render_split(out, config, settings, num_images, workers, min_visible_pixels, chunk_size, quiet, runner)
     except (ValueError, DatasetError, SceneSamplingError, RenderError, FolderLockedError) as e:
         raise click.ClickException(str(e)) from None
@@ -75,6 +83,23 @@ def render(scales, num_images, split, resolution, objects, preset, engine, sampl
         raise click.ClickException(f"{e.filename}: {e.strerror}" if e.filename else str(e)) from None
     if not quiet:
         click.echo(f"{len(scenes)} scenes of split {config.split!r} in {out}")
+
+
+def standard_options(ctx: click.Context, name: str) -> dict:
+    """The options `--standard name` fixes (and its default --out), refusing a command line that sets one otherwise."""
+    if name not in STANDARDS:
+        raise click.UsageError(f"unknown --standard {name!r}; choose from {', '.join(STANDARDS)}")
+    try:
+        fixed = STANDARDS[name].render_options(ctx.params["split"])
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    for option, value in fixed.items():
+        if ctx.get_parameter_source(option) is ParameterSource.COMMANDLINE and ctx.params[option] != value:
+            flag = "--" + option.replace("_", "-")
+            fixed_to = "the preset's value" if value is None else value
+            raise click.UsageError(f"--standard {name} fixes {flag} to {fixed_to}; leave {flag} out")
+    explicit_out = ctx.get_parameter_source("out") is ParameterSource.COMMANDLINE
+    return {**fixed, "out": ctx.params["out"] if explicit_out else default_folder(name)}
 
 
 COMMANDS = [render]

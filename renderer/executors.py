@@ -8,26 +8,22 @@ memory across scenes), which dies with its parent.
 
 - `LocalPool(workers)`: up to `workers` worker processes on this machine, writing straight into
   OUT; job files, logs and the workers' TMPDIR live in OUT/.jobs (emptied first, removed after).
-- `RayExecutor(address)`: one Ray task per job on the cluster at `address` (see `connect`; a
-  connection the caller made already is used as is). A task reserves 1 CPU and the worker's
-  estimated memory, runs the worker into TMPDIR/clevr-ds-ray/PID-XXX on its node (removed after;
-  one left by a killed task goes at the node's next task) and returns the PNG and scene JSON bytes;
-  the driver writes them into OUT (image first, both atomically), so nodes need no shared
-  filesystem. A task whose Ray worker or Blender process dies is retried (`RAY_RETRIES` times).
-  Tasks get PYTHONPATH = the driver's project folder: every node needs this checkout at the same
-  path and the Python environment it was started from (or the project installed there).
+- `RayExecutor(address)`: one Ray task per job on the cluster at `address` (see
+  `clevr_ds.cluster.connect`; a connection the caller made already is used as is). A task
+  reserves 1 CPU and the worker's estimated memory, runs the worker into
+  TMPDIR/clevr-ds-ray/PID-XXX on its node (removed after; one left by a killed task goes at the
+  node's next task) and returns the PNG and scene JSON bytes; the driver writes them into OUT
+  (image first, both atomically), so nodes need no shared filesystem. A task whose Ray worker or Blender process dies is retried (`RAY_RETRIES` times).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,16 +33,15 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from clevr_ds.atomic import write_bytes, write_json
+from clevr_ds.cluster import PROJECT_ROOT, ClusterError, connect
 from clevr_ds.dataset import image_path, scene_path
 
 from .settings import RenderError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 JOBS_DIR = ".jobs"
 LOG_TAIL_LINES = 15
 RAY_RETRIES = 3
 RAY_SCRATCH = "clevr-ds-ray"
-CONNECT_TIMEOUT_S = 10
 # A low estimate of one Blender worker's peak memory (Cycles, denoising, id pass): base + per pixel.
 # Measured peaks: 0.33 GB at 256 px, 3.0 GB at 2048 px, 4.6 GB at 4096 px (Cycles renders in tiles).
 WORKER_BASE_BYTES = 300 * 2**20
@@ -188,7 +183,7 @@ def _scene_paths(root: Path, scene: dict) -> tuple[Path, Path]:
 
 
 class RayExecutor:
-    """One Ray task per job on the cluster at `address` (see `connect`), or on the caller's connection."""
+    """One Ray task per job on the cluster at `address` (see `clevr_ds.cluster.connect`), or on the caller's connection."""
 
     threads = 1  # each task reserves one CPU
 
@@ -200,9 +195,10 @@ class RayExecutor:
             return
         import ray
 
-        owner = not ray.is_initialized()  # else use the caller's connection (see `connect`)
-        if owner:
-            connect(self.address)
+        try:
+            owner = connect(self.address)
+        except ClusterError as e:
+            raise RenderError(str(e)) from None
         try:
             scene = jobs[0]["scenes"][0]
             task = ray.remote(render_chunk).options(
@@ -227,22 +223,3 @@ class RayExecutor:
             if owner:
                 ray.shutdown()
 
-
-def connect(address: str | None) -> None:
-    """Connect this process to the Ray cluster at `address` (None: $RAY_ADDRESS, else start a
-    one-machine cluster), with this project importable by its tasks."""
-    import ray
-
-    host, _, port = (address or "").rpartition(":")
-    if host and port.isdigit():  # HOST:PORT: fail at once, not after minutes of retries
-        try:
-            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-        except OSError as e:
-            raise RenderError(f"no Ray cluster answers at {address}: {e.strerror or e}") from None
-    try:
-        ray.init(
-            address=address, runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}},
-            logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
-        )
-    except Exception as e:  # noqa: BLE001 - Ray raises several kinds; the run needs only one line
-        raise RenderError(f"cannot start or reach Ray at {address or 'a new local cluster'}: {str(e).splitlines()[0]}") from None

@@ -8,7 +8,7 @@ from scipy import integrate, stats
 from sklearn.metrics import average_precision_score
 
 from benchmark.metrics import IGNORE, Ranking
-from benchmark.uncertainty import bootstrap_map, interval, paired_difference, resample_counts, weighted_map
+from benchmark.uncertainty import bootstrap_map, interval, paired_difference, resample_counts, share_of_lead, weighted_map
 
 
 def labelled_scores(rng, mus, prevalences, n: int):
@@ -137,3 +137,24 @@ def test_paired_test_holds_its_level_and_finds_a_real_difference():
             found.append(paired_difference(*better, *a)["significant"])
     assert 0.01 <= np.mean(rejected) <= 0.10
     assert np.mean(found) >= 0.9
+
+
+def test_share_of_lead_is_exact_on_runs_that_sit_at_known_fractions_of_the_lead():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.2, 0.4, 500)
+    teacher = base + rng.uniform(0.1, 0.5, 500)
+    for fraction in (0.0, 0.25, 1.0):
+        student = base + fraction * (teacher - base)
+        out = share_of_lead((student.mean(), student), (base.mean(), base), (teacher.mean(), teacher))
+        assert out["share"] == pytest.approx(fraction)
+        assert (out["share_lo"], out["share_hi"]) == pytest.approx((fraction, fraction))
+        assert out["undefined"] == 0.0
+
+
+def test_share_of_lead_leaves_out_resamples_where_the_teacher_does_not_lead():
+    base = np.full(4, 0.5)
+    teacher = np.array([0.9, 0.5, 0.4, 0.7])  # leads in resamples 0 and 3 only
+    student = np.array([0.7, 0.9, 0.9, 0.55])  # shares 0.5 and 0.25 there
+    out = share_of_lead((0.6, student), (0.5, base), (0.7, teacher), level=0.5)
+    assert out["share"] == pytest.approx(0.5) and out["undefined"] == 0.5
+    assert (out["share_lo"], out["share_hi"]) == pytest.approx((0.3125, 0.4375))  # quartiles of {0.25, 0.5}

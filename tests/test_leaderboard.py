@@ -109,6 +109,22 @@ def test_csv_markdown_and_plots(tmp_path):
     assert "<svg" in (tmp_path / "board.svg").read_text()
 
 
+def test_every_leaderboard_file_has_the_same_bytes_when_written_again(tmp_path):
+    """No creation date in the SVG or PDF and no random SVG ids: a leaderboard can be committed and diffed."""
+    results = tmp_path / "results"
+    for r in (make_run("cc-mean", 2.0, 1), make_run("clip", 1.8, 2)):
+        write_run(results / f"{r['run_id']}.json", records(r)[0][0])
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        assert main(["leaderboard", str(results), "--out", str(tmp_path / name / "board.csv")]) == 0
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == ["board.csv", "board.md", "board.pdf", "board.png", "board.svg"]
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert b"CreationDate" not in (tmp_path / "a" / "board.pdf").read_bytes()
+    assert "<dc:date>" not in (tmp_path / "a" / "board.svg").read_text()
+
+
 def test_runs_of_different_splits_are_never_compared():
     a, b = make_run("clip", 1.0, 1), make_run("cc-mean", 2.0, 2, split_hash="cd" * 32)
     table = build_table(records(a, b))

@@ -1,25 +1,16 @@
-"""`render --executor ray` (issue #13) on a real two-node Ray cluster on this machine: the same
-files as the local pool, retried tasks when a worker dies, and a resumable driver.
-
-The cluster is started with `ray start` (a head and a second node sharing one short temp dir, one
-CPU each, token authentication with a token of this module's own) and stopped by killing exactly
-the processes of these nodes and their Ray workers (`ray stop` would stop every Ray node on the
-machine).
+"""`render --executor ray` (issue #13) on a real two-node Ray cluster on this machine (see
+tests/ray_cluster.py): the same files as the local pool, retried tasks when a worker dies, and a
+resumable driver.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
-import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,14 +18,12 @@ import pytest
 
 from clevr_ds.validate import validate
 from conftest import ROOT
+from tests.ray_cluster import RAY_ENV, cluster, cluster_processes, free_port, processes, wait_for  # noqa: F401 (cluster: a fixture)
 
 pytestmark = pytest.mark.slow
 
 TINY = ["--split", "val", "-n", "4", "--resolution", "64", "--scales", "0.15-0.3", "--objects", "2-3", "--preset", "fast", "--quiet"]
 RUN_FIELDS = ("render_s", "annotate_s", "threads")  # how and how fast it ran, not what it produced
-# Token authentication with a token of this test's own, passed to the nodes and the CLI (nothing read
-# from or written to ~/.ray, where a local `ray.init()` keeps its token).
-RAY_ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
 
 
 def render_args(out: Path, *args: str) -> list[str]:
@@ -44,48 +33,6 @@ def render_args(out: Path, *args: str) -> list[str]:
 def render(out: Path, *args: str) -> None:
     proc = subprocess.run(render_args(out, *args), cwd=ROOT, env=RAY_ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _alive_nodes(address: str) -> int:
-    proc = subprocess.run([str(Path(sys.executable).with_name("ray")), "status", "--address", address], env=RAY_ENV, capture_output=True, text=True)
-    active = proc.stdout.partition("Active:")[2].partition("Pending:")[0]
-    return sum(line.strip().startswith("1 node_") for line in active.splitlines())
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A head node and a second node (one CPU each); yields (address, process group ids of the
-    nodes, the nodes' TMPDIR, where tasks keep their scratch folders)."""
-    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # unix socket paths must stay short
-    address, groups, node_tmp = f"127.0.0.1:{_free_port()}", [], tmp_path_factory.mktemp("nodes")
-
-    def start(*args: str) -> None:
-        cmd = [str(Path(sys.executable).with_name("ray")), "start", "--num-cpus", "1", "--temp-dir", temp, *args]
-        env = dict(RAY_ENV, TMPDIR=str(node_tmp))
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        groups.append(proc.pid)  # the node's daemons keep this process group
-        output = proc.communicate(timeout=120)[0]
-        assert proc.returncode == 0, output
-
-    try:
-        start("--head", "--port", address.split(":")[1], "--include-dashboard=false", "--disable-usage-stats")
-        start("--address", address)
-        deadline = time.time() + 60
-        while _alive_nodes(address) < 2:
-            assert time.time() < deadline, "the second node did not join"
-            time.sleep(1)
-        yield address, groups, node_tmp
-    finally:
-        for pid in _cluster_processes(groups):  # Ray workers run in sessions of their own
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -118,35 +65,9 @@ def test_ray_cluster_render_equals_the_local_pool(cluster, local, tmp_path):
     assert json.loads(next((out / "scenes" / "val").iterdir()).read_text())["render"]["threads"] == 1
 
 
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command line) of every process."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            found.append((int(entry.name), ppid, cmdline))
-        except (ValueError, OSError):
-            continue
-    return found
-
-
-def _cluster_processes(groups: list[int]) -> set[int]:
-    """Pids of the nodes' daemons (process groups `groups`) and of their children (the Ray workers)."""
-    procs = _processes()
-    daemons = {pid for pid, _, _ in procs if _group(pid) in groups}
-    return daemons | {pid for pid, ppid, _ in procs if ppid in daemons}
-
-
-def _group(pid: int) -> int | None:
-    with contextlib.suppress(ProcessLookupError):
-        return os.getpgid(pid)
-    return None
-
-
 def _rendering_task(groups: list[int], skip: set[int]) -> tuple[int, int] | None:
     """(Ray worker pid, its Blender worker pid) of a task of this cluster that is rendering now."""
-    procs, ours = _processes(), _cluster_processes(groups)
+    procs, ours = processes(), cluster_processes(groups)
     for pid, _, cmd in procs:
         if pid in ours and pid not in skip and cmd.startswith("ray::render_chunk"):
             children = [c for c, ppid, ccmd in procs if ppid == pid and "renderer.worker" in ccmd]
@@ -155,22 +76,14 @@ def _rendering_task(groups: list[int], skip: set[int]) -> tuple[int, int] | None
     return None
 
 
-def _wait_for(what, timeout: float = 120):
-    deadline = time.time() + timeout
-    while not (found := what()):
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.05)
-    return found
-
-
 def test_tasks_whose_blender_or_ray_worker_is_killed_are_retried(cluster, local, tmp_path):
     address, groups, node_tmp = cluster
     out = tmp_path / "ds"
     proc = subprocess.Popen(render_args(out, "--executor", "ray", "--ray-address", address, "--chunk-size", "1"), cwd=ROOT, env=RAY_ENV, start_new_session=True, stderr=subprocess.PIPE, text=True)
     try:
-        worker, blender = _wait_for(lambda: _rendering_task(groups, set()))
+        worker, blender = wait_for(lambda: _rendering_task(groups, set()))
         os.kill(blender, signal.SIGKILL)  # the task fails: retried as an exception
-        other, _ = _wait_for(lambda: _rendering_task(groups, {worker}))
+        other, _ = wait_for(lambda: _rendering_task(groups, {worker}))
         os.kill(other, signal.SIGKILL)  # the Ray worker dies: retried as a system failure
         stderr = proc.communicate(timeout=300)[1]
     finally:
@@ -186,7 +99,7 @@ def test_a_killed_ray_driver_resumes_to_the_same_dataset(cluster, local, tmp_pat
     out = tmp_path / "ds"
     args = ["--executor", "ray", "--ray-address", cluster[0], "--chunk-size", "1"]
     proc = subprocess.Popen(render_args(out, *args), cwd=ROOT, env=RAY_ENV, start_new_session=True, stderr=subprocess.DEVNULL)
-    _wait_for(lambda: list((out / "scenes" / "val").glob("*.json")))
+    wait_for(lambda: list((out / "scenes" / "val").glob("*.json")))
     os.killpg(proc.pid, signal.SIGKILL)  # the driver, mid-run
     proc.wait()
     assert 1 <= len(list((out / "scenes" / "val").glob("*.json"))) < 4
@@ -197,6 +110,7 @@ def test_a_killed_ray_driver_resumes_to_the_same_dataset(cluster, local, tmp_pat
 
 def test_an_unreachable_ray_address_fails_at_once_with_one_line(tmp_path):
     t0 = time.perf_counter()
-    proc = subprocess.run(render_args(tmp_path / "ds", "--executor", "ray", "--ray-address", f"127.0.0.1:{_free_port()}"), cwd=ROOT, env=RAY_ENV, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(render_args(tmp_path / "ds", "--executor", "ray", "--ray-address", f"127.0.0.1:{free_port()}"), cwd=ROOT, env=RAY_ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and time.perf_counter() - t0 < 30
     assert len(proc.stderr.strip().splitlines()) == 1 and "no Ray cluster answers at 127.0.0.1:" in proc.stderr
+    assert not (tmp_path / "ds").exists()  # no meta of a split that never started

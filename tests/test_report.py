@@ -12,6 +12,8 @@ from html.parser import HTMLParser
 import pytest
 
 from cli import main
+from clevr_ds.dataset import image_name
+from clevr_ds.vocab import Vocabulary
 from tests.benchmark_fixtures import make_checkpoint, make_dataset, random_scenes
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -114,3 +116,45 @@ def test_report_refuses_a_folder_without_runs(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: no run records") and not (tmp_path / "r.html").exists()
+
+
+def _gallery_images(html: str) -> list[dict]:
+    page = _Page()
+    page.feed(html)
+    return [img for img in page.images if img.get("class") in ("hit", "miss")]
+
+
+def test_galleries_come_from_coco_data_too_and_only_for_the_runs_of_that_data(tmp_path, capsys):
+    """The report reads the data through the same source options as bench: a COCO set (written here by
+    hand from the scenes) gets its galleries with the COCO image names, and data that no run scored
+    gets none, with one warning line."""
+    scenes = random_scenes(8, seed=9)
+    data = make_dataset(tmp_path / "data", scenes)
+    classes = Vocabulary.load().classes
+    images = [{"id": i, "file_name": f"{image_name('test', i)}.png", "width": 64, "height": 64} for i in range(len(scenes))]
+    annotations = [{"id": n, "image_id": i, "category_id": classes.index(o["class"]) + 1, "bbox": o["bbox"],
+                    "area": o["bbox"][2] * o["bbox"][3], "iscrowd": 0}
+                   for n, (i, o) in enumerate((i, o) for i, objs in enumerate(scenes) for o in objs)]  # fmt: skip
+    instances = tmp_path / "instances_test.json"
+    instances.write_text(json.dumps({"images": images, "annotations": annotations,
+                                     "categories": [{"id": c + 1, "name": name} for c, name in enumerate(classes)]}))
+    coco = ["--coco", str(instances), "--image-root", str(data / "images" / "test")]
+    results = tmp_path / "results"
+    assert main(["bench", *coco, "--out", str(results), "--templates", "short", "--quiet", "--model", "clip,cc-max",
+                 "--cover-k", "2", "--buckets", "0.05,0.12,0.3"]) == 0  # fmt: skip
+    out = tmp_path / "report.html"
+    assert main(["report", str(results), *coco, "--out", str(out), "--queries", "2"]) == 0
+    gallery = _gallery_images(out.read_text())
+    assert len(gallery) >= 2 * 2 and {img["alt"] for img in gallery} <= {im["file_name"] for im in images}
+
+    capsys.readouterr()
+    other = make_dataset(tmp_path / "other", random_scenes(4, seed=10))
+    assert main(["report", str(results), "--data", str(other), "--out", str(out)]) == 0
+    assert _gallery_images(out.read_text()) == []
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("warning: no run in") and "scored the data" in line for line in err), err
+
+
+def test_report_source_flags_conflict_in_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--coco", str(tmp_path / "a.json"), "--out", str(tmp_path / "r.html")]) != 0
+    assert capsys.readouterr().err == "error: --coco and --image-root go together\n"
