@@ -39,7 +39,7 @@ STANDARDS: dict[str, Standard] = {
     ),
     "v1": Standard(
         title="CLEVR-DS-bench v1", options={**CONTENT_OPTIONS, "preset": "fast", "seed": 0}, splits={"test": 200},
-        hashes={},
+        hashes={"test": "9765e9da11dd717812f9095b3ecdadca50a5bdb4e58590050aca0d9500a313fe"},
     ),
 }
 

@@ -94,19 +94,17 @@ def test_an_unknown_standard_is_one_line_naming_the_known_ones(tmp_path, capsys)
     assert not (tmp_path / "out").exists()
 
 
-def test_flags_equal_to_the_standard_and_execution_flags_are_accepted(monkeypatch):
+def test_flags_equal_to_the_standard_and_execution_flags_are_accepted():
     """Restating a fixed value is not a conflict; where and how to run (workers, executor) stays free."""
-    seen = {}
+    from renderer.commands import render, standard_options
 
-    def fake_render_split(out, config, settings, num_images, *rest):
-        seen.update(out=out, config=config, settings=settings, num_images=num_images)
-        return []
-
-    monkeypatch.setattr("renderer.pool.render_split", fake_render_split)
-    assert main(["render", "--standard", "v1", "--preset", "fast", "--seed", "0", "--workers", "2", "--quiet"]) == 0
-    assert seen["out"] == "output/clevr-ds-bench-v1" and seen["num_images"] == 200
-    assert (seen["config"].width, seen["config"].height, seen["config"].seed, seen["config"].split) == (2240, 2240, 0, "test")
-    assert seen["settings"].samples == 1  # the fast preset
+    ctx = render.make_context("render", ["--standard", "v1", "--preset", "fast", "--seed", "0", "--workers", "2"])
+    fixed = standard_options(ctx, "v1")
+    assert fixed == {"split": "test", "num_images": 200, "resolution": 2240, "scales": "0.01-0.1", "objects": "3-10",
+                     "preset": "fast", "seed": 0, "min_visible_pixels": 16, "engine": None, "samples": None,
+                     "denoise": None, "out": "output/clevr-ds-bench-v1"}  # fmt: skip
+    ctx = render.make_context("render", ["--standard", "v1", "--out", "elsewhere"])
+    assert standard_options(ctx, "v1")["out"] == "elsewhere"
 
 
 def test_published_and_claimed_look_up_the_table():
