@@ -57,6 +57,8 @@ pretrained_option = click.option("--pretrained", default=None,
 @click.option("--size", type=click.Choice(SIZES), default="tiny", show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
 @click.option("--pre-norm/--post-norm", default=False, show_default=True, help="transformer layer norm placement")
+@click.option("--level-embedding/--no-level-embedding", default=False, show_default=True,
+              help="add a learned vector per Complete Cover level to each patch feature")
 @click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
@@ -136,7 +138,8 @@ def train(**opts):
     }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts["seed"])
-        model = build_fusion(opts["size"], backbone.embed_dim, dropout=opts["dropout"], norm_first=opts["pre_norm"])
+        model = build_fusion(opts["size"], backbone.embed_dim, dropout=opts["dropout"], norm_first=opts["pre_norm"],
+                             level_embedding=opts["level_embedding"])
     try:
         metrics = train_fusion(model, train_items, val_items, text_queries, config, out, run_config,
                                backbone.device, resume=opts["resume"], progress=progress)

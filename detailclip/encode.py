@@ -41,9 +41,9 @@ def fuse(model: nn.Module, items: Sequence[PatchFeatures], batch_size: int = 256
     model.eval()
     out = []
     for start in tqdm(range(0, len(items), batch_size), desc="fuse", disable=not progress):
-        features, padding, _ = collate(items[start:start + batch_size], device)
+        features, padding, levels = collate(items[start:start + batch_size], device)
         with autocast(device):
-            out.append(model(features, padding).float().cpu())
+            out.append(model(features, padding, levels).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 

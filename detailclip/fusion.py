@@ -2,7 +2,10 @@
 
 - FusionTransformer: a standard encoder-decoder transformer without positional encoding (the
   patches are a set); the encoder runs over all patches, the decoder's single query is the
-  whole-image feature. Width = the backbone's embedding width, MLP = 4 x width, GELU.
+  whole-image feature. Width = the backbone's embedding width, MLP = 4 x width, GELU. With
+  `level_embedding` a learned vector per Complete Cover level (zero at the start, so training
+  starts from the level-blind model) is added to each patch feature: the set stays unordered
+  but is no longer scale-blind.
 - MeanFusion: the parameter-free mean of the patch features.
 Both return L2-normalised [B, D] vectors in CLIP space.
 """
@@ -19,20 +22,30 @@ FUSION_SIZES: dict[str, dict] = {
     "base": {"heads": 8, "encoder_layers": 12, "decoder_layers": 12},
 }
 FUSION_NAMES = (*FUSION_SIZES, "mean")
+MAX_LEVELS = 16  # level embeddings; deeper levels (none at k <= 30) share the last one
 
 
 class FusionTransformer(nn.Module):
     def __init__(self, dim: int, heads: int, encoder_layers: int, decoder_layers: int, mlp_ratio: float = 4.0,
-                 dropout: float = 0.1, norm_first: bool = False):
+                 dropout: float = 0.1, norm_first: bool = False, level_embedding: bool = False):
         super().__init__()
         layer = dict(d_model=dim, nhead=heads, dim_feedforward=int(dim * mlp_ratio), dropout=dropout,
                      activation="gelu", batch_first=True, norm_first=norm_first)
         self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), encoder_layers,
                                              norm=nn.LayerNorm(dim), enable_nested_tensor=False)
         self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), decoder_layers, norm=nn.LayerNorm(dim))
+        self.levels = nn.Embedding(MAX_LEVELS, dim) if level_embedding else None
+        if self.levels is not None:
+            nn.init.zeros_(self.levels.weight)
 
-    def forward(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """patch_features [B, P, D]; padding_mask [B, P] True where a slot is padding."""
+    def forward(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                levels: torch.Tensor | None = None) -> torch.Tensor:
+        """patch_features [B, P, D]; padding_mask [B, P] True where a slot is padding; levels [B, P]
+        the patches' Complete Cover levels (needed with level embeddings; padding slots any value)."""
+        if self.levels is not None:
+            if levels is None:
+                raise ValueError("this fusion model has level embeddings: pass the patch levels")
+            patch_features = patch_features + self.levels(levels.clamp(0, MAX_LEVELS - 1)).to(patch_features.dtype)
         query = patch_features[:, :1]
         memory = self.encoder(patch_features, src_key_padding_mask=padding_mask)
         fused = self.decoder(query, memory, memory_key_padding_mask=padding_mask)
@@ -40,7 +53,8 @@ class FusionTransformer(nn.Module):
 
 
 class MeanFusion(nn.Module):
-    def forward(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                levels: torch.Tensor | None = None) -> torch.Tensor:
         if padding_mask is None:
             return F.normalize(patch_features.float().mean(dim=1), dim=-1)
         keep = (~padding_mask).unsqueeze(-1).to(patch_features.dtype)
@@ -55,7 +69,7 @@ def fusion_config(size: str, dim: int, **overrides) -> dict:
     if size == "mean":
         return {"size": "mean", "dim": int(dim)}
     config = {"size": size, "dim": int(dim), **FUSION_SIZES[size], "mlp_ratio": 4.0, "dropout": 0.1,
-              "norm_first": False}
+              "norm_first": False, "level_embedding": False}
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown fusion options {sorted(unknown)}")
@@ -67,7 +81,7 @@ def fusion_config(size: str, dim: int, **overrides) -> dict:
 
 def build_fusion(size: str, dim: int, **overrides) -> nn.Module:
     """A fusion model by size name ("tiny", "small", "base", "mean") for D = dim features;
-    overrides: heads, encoder_layers, decoder_layers, mlp_ratio, dropout, norm_first."""
+    overrides: heads, encoder_layers, decoder_layers, mlp_ratio, dropout, norm_first, level_embedding."""
     config = fusion_config(size, dim, **overrides)
     return build_fusion_from_config(config)
 

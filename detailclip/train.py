@@ -107,7 +107,7 @@ class Trainer:
     def _loss(self, bank: FeatureBank, targets: torch.Tensor, ids: torch.Tensor, generator: torch.Generator):
         features, padding, levels = bank.batch(ids)
         with autocast(self.device):
-            fused = self.model(features, padding)
+            fused = self.model(features, padding, levels)
         return distillation_loss(fused.float(), features, padding, levels, self.queries, targets[ids],
                                  self.config.loss, generator)
 
@@ -143,7 +143,7 @@ class Trainer:
             ids = torch.arange(start, min(start + self.config.batch_size, len(self.val)), device=self.device)
             features, padding, levels = self.val.batch(ids)
             with autocast(self.device):
-                fused = self.model(features, padding).float()
+                fused = self.model(features, padding, levels).float()
             fused_all.append(fused)
             parts = distillation_loss(fused, features, padding, levels, self.queries, self.val_targets[ids],
                                       self.config.loss, generator)

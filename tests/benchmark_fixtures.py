@@ -75,15 +75,20 @@ def random_scenes(n: int, seed: int = 0, lo: float = 0.05, hi: float = 0.3, side
     return scenes
 
 
-def make_checkpoint(path: Path, size: str = "tiny", k: int = 3, seed: int = 0, scheme: str = "cc") -> Path:
-    """An untrained fusion checkpoint in the format `python cli.py train` writes."""
+def make_checkpoint(path: Path, size: str = "tiny", k: int = 3, seed: int = 0, scheme: str = "cc",
+                    levels: torch.Tensor | None = None) -> Path:
+    """An untrained fusion checkpoint in the format `python cli.py train` writes; `levels` [MAX_LEVELS, 32]:
+    with level embeddings of these values."""
     import torch
 
     from detailclip.checkpoint import save_checkpoint
     from detailclip.fusion import build_fusion
 
     torch.manual_seed(seed)
-    model = build_fusion(size, 32)
+    model = build_fusion(size, 32, level_embedding=levels is not None)
+    if levels is not None:
+        with torch.no_grad():
+            model.levels.weight.copy_(levels)
     config = {"backbone": TINY_BACKBONE, "pretrained": "none", "backbone_seed": seed, "image_size": None,
               "scheme": scheme, "k": k, "antialias": True}  # fmt: skip
     save_checkpoint(path, model, config)
