@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from clevr_ds.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
-from detailclip.commands import RAY_FEATURES, cache_dir_option
+from detailclip.commands import cache_dir_option, feature_options
 
 
 # Listed here so that --help stays fast (the registry imports torch); a test keeps it equal to the registry.
@@ -65,11 +64,7 @@ def source_options(data_default: Path | None, data_help: str):
 @click.option("--skip-existing", is_flag=True, help="Skip runs whose result file already exists.")
 @click.option("--allow-incomplete", is_flag=True,
               help="Score a split with missing scenes or images (refused by default); the run records how many.")
-@click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Patch-feature cache [default: OUT/feature_cache]; none: no cache.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images cut and encoded together.")
-@click.option("--device", help="torch device (default: cuda when available).")
-@executor_options(RAY_FEATURES)
+@feature_options("OUT/feature_cache")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,
           min_visible_pixels, templates, cover_k, out, save_scores, skip_existing, allow_incomplete, cache_dir, batch_size,

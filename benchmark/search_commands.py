@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from clevr_ds.cluster import executor_options
-from detailclip.commands import RAY_FEATURES, cache_dir_option
+from detailclip.commands import cache_dir_option, feature_options
 
 SEARCH_METHODS = ("detailclip", "cc-max", "clip")
 
@@ -23,11 +22,7 @@ SEARCH_METHODS = ("detailclip", "cc-max", "clip")
 @click.option("--pretrained", help="open_clip pretrained tag, checkpoint file, or none (random weights).")
 @click.option("--seed", type=int, help="Seed of random backbone weights (default: the checkpoint's, else 0).")
 @click.option("--cover-k", type=click.IntRange(min=1), help="k of Complete Cover (default: the checkpoint's, else 10).")
-@click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Patch-feature cache [default: feature_cache beside the index]; none: no cache.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images cut and encoded together.")
-@click.option("--device", help="torch device (default: cuda when available).")
-@executor_options(RAY_FEATURES)
+@feature_options("feature_cache beside the index")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, cache_dir, batch_size, device, cluster,
           quiet):

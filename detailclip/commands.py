@@ -28,6 +28,25 @@ def cache_dir_option(option: Path | None, default: Path | None) -> Path | None:
     return None if str(option).lower() == "none" else option
 
 
+def feature_options(cache_default: str):
+    """The feature-extraction options of `bench` and `index`: --cache-dir (default `cache_default`),
+    --batch-size, --device and --executor/--ray-address (as `cluster`)."""
+
+    def decorate(command):
+        for option in reversed((
+            click.option("--cache-dir", type=click.Path(path_type=Path),
+                         help=f"Patch-feature cache [default: {cache_default}]; none: no cache."),
+            click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+                         help="Images cut and encoded together."),
+            click.option("--device", help="torch device (default: cuda when available)."),
+            executor_options(RAY_FEATURES),
+        )):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def _warn_if_untrained(backbone) -> None:
     if backbone.untrained:
         click.echo(f"warning: {backbone.name} has random weights (pretrained none): outputs are untrained", err=True)
