@@ -19,8 +19,8 @@ from typing import Iterable, Sequence
 
 from clevr_ds.annotate import rel_scale
 from clevr_ds.dataset import (
-    DATASET_NAME, DatasetError, image_path, incomplete_message, load_meta, load_scenes, missing_files, read_json,
-    split_hash,
+    DATASET_NAME, DatasetError, image_path, incomplete_message, load_meta, load_scenes, missing_files,
+    read_class_names, read_json, split_hash,
 )  # fmt: skip
 from clevr_ds.paths import inside, plain_name
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
@@ -101,21 +101,12 @@ class SourceSpec:
 
     def open(self, allow_incomplete: bool = False) -> Source:
         """The Source: --coco, --dota or the CLEVR-DS split (incomplete only with `allow_incomplete`)."""
-        classes = read_classes(self.classes_file) if self.classes_file is not None else None
+        classes = read_class_names(self.classes_file) if self.classes_file is not None else None
         if self.coco is not None:
             return coco_source(self.coco, self.image_root, classes)
         if self.dota is not None:
             return dota_source(self.dota, classes)
         return clevr_ds_source(self.data, self.split, allow_incomplete)
-
-
-def read_classes(path: Path | str) -> list[str]:
-    """Class names, one per line (blank lines skipped)."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"cannot read classes file {path}: {e}") from None
-    return [line.strip() for line in lines if line.strip()]
 
 
 def clevr_ds_source(root: Path | str, split: str, allow_incomplete: bool = False) -> Source:

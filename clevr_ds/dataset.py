@@ -88,6 +88,18 @@ def read_json(path: Path | str) -> dict:
         raise DatasetError(f"corrupt JSON {path}: {e}") from None
 
 
+def read_class_names(path: Path | str) -> list[str]:
+    """Class names from a text file, one a line (stripped); blank lines and '#' comments are skipped."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read classes file {path}: {e}") from None
+    names = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not names:
+        raise DatasetError(f"classes file {path} names no classes")
+    return names
+
+
 def _inside(root: Path | str, *parts: str) -> Path:
     """root/parts, or DatasetError if it resolves outside root (a symlink leaving the dataset)."""
     try:

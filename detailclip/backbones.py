@@ -130,6 +130,13 @@ class Backbone:
         return is_untrained(self.pretrained)
 
     @property
+    def untrained_warning(self) -> str | None:
+        """The line to warn with when this backbone's weights are random, else None."""
+        if not self.untrained:
+            return None
+        return f"warning: {self.name} has random weights (pretrained none): outputs are untrained"
+
+    @property
     def identity(self) -> dict:
         """What determines this backbone's features (the feature-cache key part)."""
         return {"backbone": self.name, "pretrained": pretrained_id(self.pretrained), "image_size": self.image_size,

@@ -11,9 +11,9 @@ import click
 from clevr_ds.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
 
+from .recipe import LOSS_KINDS, PATCH_MODES, SCHEMES, TRAINABLE_SIZES, FusionRecipe, LossConfig, TrainConfig
 from .registry import DEFAULT_FUSION_CHECKPOINT
 
-SIZES = ("tiny", "small", "base")
 RAY_FEATURES = "Ray actors that extract the features missing from the cache (one GPU each when the cluster has GPUs, else one CPU)"
 
 
@@ -48,8 +48,8 @@ def feature_options(cache_default: str):
 
 
 def _warn_if_untrained(backbone) -> None:
-    if backbone.untrained:
-        click.echo(f"warning: {backbone.name} has random weights (pretrained none): outputs are untrained", err=True)
+    if backbone.untrained_warning:
+        click.echo(backbone.untrained_warning, err=True)
 
 
 backbone_option = click.option("--backbone", default=None,
@@ -58,10 +58,13 @@ pretrained_option = click.option("--pretrained", default=None,
                                  help="open_clip tag, checkpoint path or 'none' (random, seeded)")
 
 
+RECIPE, TRAINING, LOSS = FusionRecipe(), TrainConfig(), LossConfig()  # the shipped recipe: train's defaults
+
+
 @click.command()
 @backbone_option
 @pretrained_option
-@click.option("--image-size", type=click.IntRange(16), default=None, help="force the backbone's input size")
+@click.option("--image-size", type=click.IntRange(16), default=RECIPE.image_size, help="force the backbone's input size")
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
               help="CLEVR-DS folder, or a folder of images with --classes")
 @click.option("--split", default="train", show_default=True, help="CLEVR-DS training split")
@@ -70,29 +73,37 @@ pretrained_option = click.option("--pretrained", default=None,
 @click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
 @click.option("--classes", "classes_file", type=click.Path(path_type=Path), default=None,
               help="class names, one a line (required for a plain image folder; overrides CLEVR-DS's)")
-@click.option("--templates", default="openai80", show_default=True, help="prompt templates: openai80, short, plain, photo")
-@click.option("--scheme", type=click.Choice(["cc", "grid"]), default="cc", show_default=True)
-@click.option("--k", type=click.IntRange(1, 30), default=10, show_default=True)
-@click.option("--size", type=click.Choice(SIZES), default="tiny", show_default=True)
-@click.option("--dropout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
-@click.option("--pre-norm/--post-norm", default=False, show_default=True, help="transformer layer norm placement")
-@click.option("--level-embedding/--no-level-embedding", default=False, show_default=True,
+@click.option("--templates", default=RECIPE.templates, show_default=True,
+              help="prompt templates: openai80, short, plain, photo")
+@click.option("--scheme", type=click.Choice(SCHEMES), default=RECIPE.scheme, show_default=True)
+@click.option("--k", type=click.IntRange(1, 30), default=RECIPE.k, show_default=True)
+@click.option("--size", type=click.Choice(TRAINABLE_SIZES), default=RECIPE.size, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 0.9), default=RECIPE.dropout, show_default=True)
+@click.option("--pre-norm/--post-norm", default=RECIPE.pre_norm, show_default=True,
+              help="transformer layer norm placement")
+@click.option("--level-embedding/--no-level-embedding", default=RECIPE.level_embedding, show_default=True,
               help="add a learned vector per Complete Cover level to each patch feature")
-@click.option("--epochs", type=click.IntRange(1), default=150, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(0), default=0.05, show_default=True)
-@click.option("--warmup", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="fraction of steps")
-@click.option("--patience", type=click.IntRange(0), default=8, show_default=True, help="0: no early stopping")
-@click.option("--text-weight", type=click.FloatRange(0), default=1.0, show_default=True)
-@click.option("--patch-weight", type=click.FloatRange(0), default=0.25, show_default=True)
-@click.option("--rank-weight", type=click.FloatRange(0), default=3.0, show_default=True,
+@click.option("--epochs", type=click.IntRange(1), default=TRAINING.epochs, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=TRAINING.batch_size, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=TRAINING.lr, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(0), default=TRAINING.weight_decay, show_default=True)
+@click.option("--warmup", type=click.FloatRange(0, 1), default=TRAINING.warmup, show_default=True,
+              help="fraction of steps")
+@click.option("--patience", type=click.IntRange(0), default=TRAINING.patience, show_default=True,
+              help="0: no early stopping")
+@click.option("--text-weight", type=click.FloatRange(0), default=LOSS.text_weight, show_default=True)
+@click.option("--patch-weight", type=click.FloatRange(0), default=LOSS.patch_weight, show_default=True)
+@click.option("--rank-weight", type=click.FloatRange(0), default=LOSS.rank_weight, show_default=True,
               help="weight of the text ranking term (per-query softmax over the batch's images)")
-@click.option("--rank-temperature", type=click.FloatRange(0, min_open=True), default=0.02, show_default=True)
-@click.option("--patch-mode", type=click.Choice(["sample", "all"]), default="sample", show_default=True)
-@click.option("--loss", "loss_kind", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=1, show_default=True, help="epochs")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rank-temperature", type=click.FloatRange(0, min_open=True), default=LOSS.rank_temperature,
+              show_default=True)
+@click.option("--detail-weight", type=click.FloatRange(0), default=LOSS.detail_weight, show_default=True,
+              help="extra text matching weight of pairs whose evidence only small windows see (label-free)")
+@click.option("--patch-mode", type=click.Choice(PATCH_MODES), default=LOSS.patch_mode, show_default=True)
+@click.option("--loss", "kind", type=click.Choice(LOSS_KINDS), default=LOSS.kind, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=TRAINING.checkpoint_every, show_default=True,
+              help="epochs")
+@click.option("--seed", type=int, default=TRAINING.seed, show_default=True)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="feature cache [default: <out folder>/feature_cache]; none: no cache")
 @click.option("--extract-batch", type=click.IntRange(1), default=4, show_default=True, help="images cut together")
@@ -104,65 +115,25 @@ pretrained_option = click.option("--pretrained", default=None,
 def train(**opts):
     """Train a DetailCLIP fusion model on a folder of images (CLEVR-DS or plain + class names).
 
-    The defaults are the recipe of the shipped fusion checkpoint (scripts/make_reference_weights.sh)."""
-    import torch
-
+    The defaults are the recipe of the shipped fusion checkpoint (detailclip.recipe,
+    scripts/make_reference_weights.sh)."""
     from clevr_ds.dataset import DatasetError
 
-    from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone
-    from .data import data_hash, load_training_data
-    from .features import extract_features
-    from .fusion import build_fusion
+    from .backbones import BackboneError
     from .images import ImageError
-    from .losses import LossConfig
-    from .train import TrainConfig, train_fusion
+    from .train import train_from_data
 
-    progress = not opts["quiet"]
-    backbone_name = opts["backbone"] or DEFAULT_BACKBONE
-    pretrained = opts["pretrained"] or DEFAULT_PRETRAINED
+    def pick(config):
+        return {f.name: opts[f.name] for f in fields(config) if f.name in opts}
+
+    recipe = FusionRecipe(**pick(FusionRecipe), train=TrainConfig(**pick(TrainConfig), loss=LossConfig(**pick(LossConfig))))
     out = opts["out"]
     try:
-        train_set, val_set = load_training_data(opts["data_dir"], opts["split"], opts["val_split"],
-                                                opts["classes_file"], opts["val_fraction"], opts["seed"])
-        backbone = load_backbone(backbone_name, pretrained, device=opts["device"], seed=opts["seed"],
-                                 image_size=opts["image_size"])
-        text_queries = backbone.prompt_embeddings(train_set.classes, opts["templates"]).flatten(0, 1)
+        metrics = train_from_data(recipe, opts["data_dir"], out, opts["split"], opts["val_split"], opts["classes_file"],
+                                  opts["val_fraction"], cache_dir_option(opts["cache_dir"], out.parent / "feature_cache"),
+                                  opts["extract_batch"], opts["device"], opts["cluster"], opts["resume"],
+                                  progress=not opts["quiet"], warn=lambda line: click.echo(line, err=True))
     except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
-        raise _fail(e) from None
-    _warn_if_untrained(backbone)
-    cache_dir = cache_dir_option(opts["cache_dir"], out.parent / "feature_cache")
-    extract = dict(scheme=opts["scheme"], k=opts["k"], cache_dir=cache_dir, batch_size=opts["extract_batch"],
-                   progress=progress, cluster=opts["cluster"])
-    try:
-        train_items = extract_features(backbone, train_set.paths, **extract)
-        val_items = extract_features(backbone, val_set.paths, **extract) if val_set else None
-    except (ImageError, ValueError) as e:
-        raise _fail(e) from None
-    loss = LossConfig(text_weight=opts["text_weight"], patch_weight=opts["patch_weight"], kind=opts["loss_kind"],
-                      patch_mode=opts["patch_mode"], rank_weight=opts["rank_weight"],
-                      rank_temperature=opts["rank_temperature"])
-    config = TrainConfig(epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
-                         weight_decay=opts["weight_decay"], warmup=opts["warmup"], patience=opts["patience"],
-                         checkpoint_every=opts["checkpoint_every"], seed=opts["seed"], loss=loss)
-    run_config = {
-        "method": "DetailCLIP (arXiv 2208.14649)",
-        "backbone": backbone.name, "pretrained": backbone.pretrained, "untrained": backbone.untrained,
-        "backbone_seed": opts["seed"], "image_size": opts["image_size"], "scheme": opts["scheme"], "k": opts["k"],
-        "antialias": True, "size": opts["size"], "embed_dim": backbone.embed_dim, "templates": opts["templates"],
-        "classes": train_set.classes, "num_queries": int(text_queries.shape[0]),
-        "data": train_set.source, "val_data": val_set.source if val_set else None,
-        "data_hash": data_hash([i.image_hash for i in train_items], train_set.classes),
-        "val_data_hash": data_hash([i.image_hash for i in val_items], train_set.classes) if val_items else None,
-        "num_train_images": len(train_items), "num_val_images": len(val_items) if val_items else 0,
-    }
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(opts["seed"])
-        model = build_fusion(opts["size"], backbone.embed_dim, dropout=opts["dropout"], norm_first=opts["pre_norm"],
-                             level_embedding=opts["level_embedding"])
-    try:
-        metrics = train_fusion(model, train_items, val_items, text_queries, config, out, run_config,
-                               backbone.device, resume=opts["resume"], progress=progress)
-    except ValueError as e:
         raise _fail(e) from None
     summary = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
     click.echo(f"wrote {out}: {summary}")

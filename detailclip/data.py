@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clevr_ds.dataset import DatasetError, image_path, list_splits, load_scenes, load_vocabulary, meta_path, split_hash
+from clevr_ds.dataset import (DatasetError, image_path, list_splits, load_scenes, load_vocabulary, meta_path,
+                              read_class_names, split_hash)
 
 from .images import ImageError, decode_image, list_images, read_bytes
 
@@ -41,24 +42,13 @@ def clevr_split(root: str | Path, split: str) -> ImageSet:
                     object_bboxes=bboxes)
 
 
-def read_classes(path: str | Path) -> list[str]:
-    try:
-        names = [line.strip() for line in Path(path).read_text().splitlines()]
-    except OSError as e:
-        raise ImageError(f"cannot read class file {path}: {e.strerror or e}") from None
-    names = [n for n in names if n and not n.startswith("#")]
-    if not names:
-        raise ImageError(f"class file {path} names no classes")
-    return names
-
-
 def image_folder(folder: str | Path, classes_file: str | Path | None) -> ImageSet:
     if classes_file is None:
         raise ImageError(f"{folder} is not a CLEVR-DS folder: give --classes FILE (one class name per line)")
     paths = list_images(folder)
     if not paths:
         raise ImageError(f"no images in {folder}")
-    return ImageSet(paths=paths, classes=read_classes(classes_file),
+    return ImageSet(paths=paths, classes=read_class_names(classes_file),
                     source={"kind": "folder", "root": str(Path(folder).resolve())})
 
 
@@ -92,7 +82,7 @@ def load_training_data(data: str | Path, split: str = "train", val_split: str | 
         raise DatasetError(f"no split {split!r} in {data} (splits there: {', '.join(list_splits(data)) or 'none'})")
     train = clevr_split(data, split)
     if classes_file is not None:
-        train.classes = read_classes(classes_file)
+        train.classes = read_class_names(classes_file)
     if val_split and val_split != split and meta_path(data, val_split).exists():
         val = clevr_split(data, val_split)
         val.classes = train.classes

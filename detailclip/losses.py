@@ -9,40 +9,25 @@ prediction s(q, i) = cos(q, fused_i); loss = scale * MSE (or L1) over all (q, i)
 - Text ranking (optional): per text query, the batch's images as a softmax of similarity /
   temperature, the fused against the teacher's (KL divergence): weighs the top of each retrieval
   ranking, which mAP rewards, where the matching losses weigh every (query, image) pair alike.
+- Detail weighting (optional, label-free): the text matching term of a (query, image) pair weighs
+  1 + detail_weight * max(0, z), z the pair's detail gain (teacher target minus the whole image's
+  similarity) standardised per query over the training images: pairs whose evidence only a small
+  window sees, the small objects that a whole-image vector loses, count more.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
+from .recipe import LossConfig
+
 NEG = -1e4  # below any cosine similarity
-PATCH_MODES = ("all", "sample")
-LOSS_KINDS = ("mse", "l1")
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    text_weight: float = 1.0
-    patch_weight: float = 1.0
-    kind: str = "mse"
-    scale: float = 100.0
-    patch_mode: str = "sample"
-    rank_weight: float = 0.0
-    rank_temperature: float = 0.02
-
-    def __post_init__(self):
-        if self.kind not in LOSS_KINDS:
-            raise ValueError(f"unknown loss kind {self.kind!r} (known: {', '.join(LOSS_KINDS)})")
-        if self.patch_mode not in PATCH_MODES:
-            raise ValueError(f"unknown patch mode {self.patch_mode!r} (known: {', '.join(PATCH_MODES)})")
 
 
 def similarity_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "mse", scale: float = 100.0,
                     weight: torch.Tensor | None = None) -> torch.Tensor:
-    """scale * mean (squared or absolute) error, over entries where `weight` (0/1) is set."""
+    """scale * mean (squared or absolute) error; with `weight` (>= 0, same shape) the weighted mean."""
     error = prediction.float() - target.float()
     error = error.square() if kind == "mse" else error.abs()
     if weight is None:
@@ -60,9 +45,19 @@ def max_patch_similarity(patch_features: torch.Tensor, queries: torch.Tensor,
 
 
 def text_matching_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor, kind: str = "mse",
-                       scale: float = 100.0) -> torch.Tensor:
-    """fused [B, D]; queries [Q, D]; targets [B, Q] (max_patch_similarity, precomputable)."""
-    return similarity_loss(fused.float() @ queries.float().T, targets, kind, scale)
+                       scale: float = 100.0, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """fused [B, D]; queries [Q, D]; targets [B, Q] (max_patch_similarity, precomputable); weight
+    [B, Q] per pair (None: all alike)."""
+    return similarity_loss(fused.float() @ queries.float().T, targets, kind, scale, weight)
+
+
+def detail_weights(targets: torch.Tensor, whole: torch.Tensor, detail_weight: float) -> torch.Tensor:
+    """Per-pair text matching weights [N, Q] = 1 + detail_weight * max(0, z): z is the detail gain
+    (targets - whole, both [N, Q]) standardised per query (column) over the N images."""
+    gain = targets.float() - whole.float()
+    spread = gain.std(dim=0) if len(gain) > 1 else torch.zeros_like(gain[0])  # one image: no spread, z = 0
+    z = (gain - gain.mean(dim=0)) / spread.clamp(min=1e-6)
+    return 1.0 + detail_weight * z.clamp(min=0)
 
 
 def text_ranking_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor,
@@ -113,11 +108,14 @@ def sample_per_level(levels: torch.Tensor, valid: torch.Tensor, generator: torch
 def distillation_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding_mask: torch.Tensor | None,
                       levels: torch.Tensor | None, text_queries: torch.Tensor | None,
                       text_targets: torch.Tensor | None, config: LossConfig,
-                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """The weighted sum of the text matching, text ranking and patch matching losses, with its parts."""
+                      generator: torch.Generator | None = None,
+                      text_pair_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The weighted sum of the text matching, text ranking and patch matching losses, with its parts;
+    `text_pair_weights` [B, Q] weigh the text matching pairs (detail_weights)."""
     parts = {}
     if config.text_weight and text_queries is not None:
-        parts["text"] = text_matching_loss(fused, text_queries, text_targets, config.kind, config.scale)
+        parts["text"] = text_matching_loss(fused, text_queries, text_targets, config.kind, config.scale,
+                                           text_pair_weights)
     if config.rank_weight and text_queries is not None:
         parts["rank"] = text_ranking_loss(fused, text_queries, text_targets, config.rank_temperature)
     if config.patch_weight:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -19,27 +19,16 @@ from tqdm.auto import tqdm
 
 from clevr_ds.atomic import atomic_path
 
-from .backbones import autocast
+from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, load_backbone
 from .checkpoint import load_torch_file, save_checkpoint
+from .data import data_hash, load_training_data
 from .encode import collate
-from .features import PatchFeatures
-from .losses import LossConfig, distillation_loss, fidelity, max_patch_similarity
+from .features import PatchFeatures, extract_features
+from .losses import detail_weights, distillation_loss, fidelity, max_patch_similarity
 from .fusion import build_fusion
+from .recipe import FusionRecipe, LossConfig, TrainConfig
 
 STATE_FORMAT = "detailclip-train-state/1"
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 64
-    lr: float = 2e-4
-    weight_decay: float = 0.05
-    warmup: float = 0.05  # fraction of all steps
-    patience: int = 8  # epochs without validation improvement before stopping (0: never stop early)
-    checkpoint_every: int = 1  # epochs between resumable state files
-    seed: int = 0
-    loss: LossConfig = field(default_factory=LossConfig)
 
 
 @dataclass
@@ -73,6 +62,16 @@ def teacher_targets(bank: FeatureBank, queries: torch.Tensor, chunk: int = 64) -
     return torch.cat(parts)
 
 
+def text_pair_weights(bank: FeatureBank, queries: torch.Tensor, targets: torch.Tensor,
+                      config: LossConfig) -> torch.Tensor | None:
+    """The text matching weights [N, Q] of a set (detail_weights against its whole-image patches),
+    or None without detail weighting."""
+    if not config.detail_weight:
+        return None
+    whole = bank.features[:, 0].float() @ queries.T
+    return detail_weights(targets, whole, config.detail_weight)
+
+
 def lr_factor(step: int, total: int, warmup_steps: int) -> float:
     """Linear warm-up to 1, then cosine decay to 0."""
     if step < warmup_steps:
@@ -89,8 +88,11 @@ class Trainer:
         self.queries = text_queries.to(device).float()
         self.train = FeatureBank.from_items(train_items, device)
         self.train_targets = teacher_targets(self.train, self.queries)
+        self.train_weights = text_pair_weights(self.train, self.queries, self.train_targets, config.loss)
         self.val = FeatureBank.from_items(val_items, device) if val_items else None
         self.val_targets = teacher_targets(self.val, self.queries) if self.val is not None else None
+        self.val_weights = (text_pair_weights(self.val, self.queries, self.val_targets, config.loss)
+                            if self.val is not None else None)
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
         total = config.epochs * self.steps_per_epoch
         warmup_steps = max(1, round(config.warmup * total))
@@ -104,12 +106,13 @@ class Trainer:
         self.stale_epochs = 0
         self.log: list[dict] = []
 
-    def _loss(self, bank: FeatureBank, targets: torch.Tensor, ids: torch.Tensor, generator: torch.Generator):
-        features, padding, levels = bank.batch(ids)
+    def _loss(self, ids: torch.Tensor):
+        features, padding, levels = self.train.batch(ids)
         with autocast(self.device):
             fused = self.model(features, padding, levels)
-        return distillation_loss(fused.float(), features, padding, levels, self.queries, targets[ids],
-                                 self.config.loss, generator)
+        weights = self.train_weights[ids] if self.train_weights is not None else None
+        return distillation_loss(fused.float(), features, padding, levels, self.queries, self.train_targets[ids],
+                                 self.config.loss, self.generator, weights)
 
     def train_epoch(self, progress: bool) -> dict:
         self.model.train()
@@ -119,7 +122,7 @@ class Trainer:
                    disable=not progress, leave=False)
         for step in bar:
             ids = order[step * self.config.batch_size:(step + 1) * self.config.batch_size]
-            parts = self._loss(self.train, self.train_targets, ids, self.generator)
+            parts = self._loss(ids)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(parts["loss"]).backward()
             self.scaler.step(self.optimizer)
@@ -145,8 +148,9 @@ class Trainer:
             with autocast(self.device):
                 fused = self.model(features, padding, levels).float()
             fused_all.append(fused)
+            weights = self.val_weights[ids] if self.val_weights is not None else None
             parts = distillation_loss(fused, features, padding, levels, self.queries, self.val_targets[ids],
-                                      self.config.loss, generator)
+                                      self.config.loss, generator, weights)
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value) * len(ids)
         metrics = {f"val_{k}": v / len(self.val) for k, v in sums.items()}
@@ -257,6 +261,45 @@ def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: 
         metrics.update(baseline_fidelity(trainer.val, trainer.queries, trainer.val_targets))
     save_checkpoint(out, trainer.model, {**trainer.run_config, "metrics": metrics})
     return metrics
+
+
+def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, split: str = "train",
+                    val_split: str | None = "val", classes_file: str | Path | None = None,
+                    val_fraction: float = 0.1, cache_dir: str | Path | None = None, extract_batch: int = 4,
+                    device: str | None = None, cluster=None, resume: bool = False, progress: bool = True,
+                    warn=None) -> dict:
+    """The whole `train` command: load a CLEVR-DS split (or an image folder with a class file), extract
+    the patch features (through the verified cache; on a Ray `cluster` when given), train the fusion of
+    `recipe` and write the checkpoint `out` with its run configuration; returns the metrics. `warn`
+    (a callable taking one line) hears of a backbone with random weights."""
+    seed = recipe.train.seed
+    train_set, val_set = load_training_data(data, split, val_split, classes_file, val_fraction, seed)
+    backbone = load_backbone(recipe.backbone or DEFAULT_BACKBONE, recipe.pretrained or DEFAULT_PRETRAINED,
+                             device=device, seed=seed, image_size=recipe.image_size)
+    if backbone.untrained_warning and warn is not None:
+        warn(backbone.untrained_warning)
+    text_queries = backbone.prompt_embeddings(train_set.classes, recipe.templates).flatten(0, 1)
+    extract = dict(scheme=recipe.scheme, k=recipe.k, cache_dir=cache_dir, batch_size=extract_batch,
+                   progress=progress, cluster=cluster)
+    train_items = extract_features(backbone, train_set.paths, **extract)
+    val_items = extract_features(backbone, val_set.paths, **extract) if val_set else None
+    run_config = {
+        "method": "DetailCLIP (arXiv 2208.14649)",
+        "backbone": backbone.name, "pretrained": backbone.pretrained, "untrained": backbone.untrained,
+        "backbone_seed": seed, "image_size": recipe.image_size, "scheme": recipe.scheme, "k": recipe.k,
+        "antialias": True, "size": recipe.size, "embed_dim": backbone.embed_dim, "templates": recipe.templates,
+        "classes": train_set.classes, "num_queries": int(text_queries.shape[0]),
+        "data": train_set.source, "val_data": val_set.source if val_set else None,
+        "data_hash": data_hash([i.image_hash for i in train_items], train_set.classes),
+        "val_data_hash": data_hash([i.image_hash for i in val_items], train_set.classes) if val_items else None,
+        "num_train_images": len(train_items), "num_val_images": len(val_items) if val_items else 0,
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_fusion(recipe.size, backbone.embed_dim, dropout=recipe.dropout, norm_first=recipe.pre_norm,
+                             level_embedding=recipe.level_embedding)
+    return train_fusion(model, train_items, val_items, text_queries, recipe.train, Path(out), run_config,
+                        backbone.device, resume=resume, progress=progress)
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the shipped reference weights (detailclip/weights/) from nothing: render the backbone's
-# CLEVR-DS data, train the backbone, install it under its tag, train the DetailCLIP fusion on it
-# and install that. Seed 0 throughout. Every step resumes after a kill: run the script again.
+# CLEVR-DS data, train the backbone, install it under its tag, then regenerate the DetailCLIP fusion
+# on it (scripts/make_reference_fusion.sh). Seed 0 throughout (the fusion's data: 14). Every step
+# resumes after a kill: run the script again.
 # Environment: PYTHON (default .venv/bin/python), DATA (default output/clevr-ds-backbone),
 # OUT (default output/reference-weights), QUIET=1 for no progress bars.
 set -euo pipefail
@@ -11,7 +12,6 @@ DATA=${DATA:-output/clevr-ds-backbone}
 OUT=${OUT:-output/reference-weights}
 TAG=clevr-ds-v3
 BACKBONE=clevr-ds-vit-t-16-v3
-FUSION=detailclip-tiny-cc10-clevr-ds-v3.pt
 QUIET=${QUIET:+--quiet}
 
 # 1. data: at 1120 px, scales 0.02-0.2 give objects the pixel sizes of 0.01-0.1 at 2240 px
@@ -32,8 +32,5 @@ cp "$OUT/$BACKBONE.safetensors" "$OUT/$BACKBONE.json" detailclip/weights/
 $PY cli.py zero-shot --data "$DATA" --split val --pretrained "$TAG" --factor 3 --factor 6 --factor 12 \
     --out "$OUT/zero-shot.json" $QUIET
 
-# 3. DetailCLIP fusion on the installed backbone
-$PY cli.py train --backbone CLEVR-DS-ViT-T-16 --pretrained "$TAG" --data "$DATA" --split train --val-split val \
-    --k 10 --size tiny --epochs 150 --batch-size 32 --lr 1e-3 --patch-weight 0.25 --rank-weight 3 --seed 0 \
-    --out "$OUT/$FUSION" --resume $QUIET
-cp "$OUT/$FUSION" detailclip/weights/
+# 3. DetailCLIP fusion on the installed backbone (its own matched data; see that script)
+PYTHON=$PY OUT=$OUT QUIET=${QUIET:+1} scripts/make_reference_fusion.sh

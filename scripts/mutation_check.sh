@@ -64,7 +64,7 @@ declare -A TESTS=(
     [benchmark/metrics.py]="tests/test_benchmark_metrics.py tests/test_properties.py tests/test_benchmark_uncertainty.py tests/test_mutation_kills_metrics.py"
     [benchmark/protocol.py]="tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_protocol.py"
     [benchmark/uncertainty.py]="tests/test_benchmark_uncertainty.py tests/test_benchmark_metrics.py tests/test_mutation_kills_uncertainty.py"
-    [benchmark/sources.py]="tests/test_sources.py tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_sources.py"
+    [benchmark/sources.py]="tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_sources.py"  # not test_sources.py: its two bench runs take ~50 s per mutant
     [detailclip/cover.py]="tests/test_detailclip_cover.py tests/test_properties.py tests/test_detailclip_patches.py tests/test_mutation_kills_cover.py"
 )
 if [[ $# -gt 0 ]]; then
@@ -202,6 +202,17 @@ PY
 #   benchmark.protocol.x_assign_buckets__mutmut_36 `(out < 0)` -> `(out < 1)`: as mutmut_35.
 #   benchmark.protocol.xǁProtocolǁrelevance__mutmut_6 has_instance zeros(dtype=bool) -> dtype=None (float): it is only set to True and read by np.where, where 1.0 / 0.0 act as True / False.
 #   benchmark.protocol.xǁProtocolǁrelevance__mutmut_8 has_instance zeros(dtype=bool) -> no dtype: as mutmut_6.
-#   benchmark.uncertainty.x_interval__mutmut_3 asarray(replicates, dtype=float64) -> dtype=None: replicates are float arrays (NaN where undefined); comparisons, isnan and np.quantile give the same float64 results (float32 input checked: identical quantiles).
-#   benchmark.uncertainty.x_interval__mutmut_5 asarray(replicates, dtype=float64) -> no dtype: as mutmut_3.
-#   benchmark.uncertainty.x_paired_difference__mutmut_4 asarray(replicates_a, dtype=float64) -> dtype=None: the difference with the float64 replicates_b is float64 anyway.
+#   benchmark.protocol.xǁProtocolǁrelevance__mutmut_32 absent .astype(int8) -> .astype(None) (float64): absent only feeds the np.where calls of overall and per_bucket, whose results are cast to int8 again; -1 and 0 are exact in float64.
+#   benchmark.uncertainty.x__cumulative__mutmut_3 zeros(..., rows.dtype) -> dtype None (float64): the running sums of whole-number counts are exact in float32 and float64 alike (a resample's counts sum to N < 2**24 images); the only change is that prec = tp / (tp + irrelevant) is rounded in float64 rather than float32, which moves replicates by a few 1e-9 at most (relative: 4e-9 over 1000 replicates of 2000 tied images), toward the exact AP; only a test asserting float32 rounding error itself could tell.
+#   benchmark.uncertainty.x__cumulative__mutmut_5 zeros(..., rows.dtype) -> no dtype: as mutmut_3.
+#   benchmark.uncertainty.x_weighted_map__mutmut_92 einsum("pc,pc->c") -> einsum("PC,PC->C"): einsum subscripts may be upper- or lower-case letters; the same contraction.
+#   benchmark.sources.x_coco_source__mutmut_93 a.get("iscrowd", 0) -> a.get("iscrowd", None): the value is only read through bool(), and bool(None) and bool(0) are both False.
+#   benchmark.sources.x_coco_source__mutmut_95 a.get("iscrowd", 0) -> a.get("iscrowd"): as mutmut_93 (dict.get's own default is None).
+#   benchmark.sources.x_coco_source__mutmut_144 json.dumps(..., ensure_ascii=True) -> no ensure_ascii: True is json.dumps's default.
+#   benchmark.sources.x_dota_source__mutmut_69 plain_name(label, "label name") -> plain_name(label, None): the label name is the stem of an image name that has just passed plain_name, plus ".txt"; that stem starts with a letter or digit, cannot end in "." (that needs ".." in the image name) and every image suffix has at least 4 characters, so the label name is plain and no longer: this check never fails and its wording is never shown.
+#   benchmark.sources.x_dota_source__mutmut_71 plain_name(label, "label name") -> no second argument: as mutmut_69.
+#   benchmark.sources.x_dota_source__mutmut_73 plain_name(label, "label name") -> "XXlabel nameXX": as mutmut_69.
+#   benchmark.sources.x_dota_source__mutmut_74 plain_name(label, "label name") -> "LABEL NAME": as mutmut_69.
+#   benchmark.sources.x__dota_name__mutmut_2 " ".join -> "XX XX".join: class names and label tokens go through the same function for the lookup; the pieces hold no whitespace, '_' or '-', so either join is injective and two names match under one exactly when they match under the other; the folded name is never shown (errors quote the raw token).
+#   benchmark.sources.x__source__mutmut_15 min(scales, default=1.0) -> default=2.0: the default applies only without scales, where hi = min(max(default 1.0), 1.0) = 1.0 and lo >= hi gives no buckets with either default.
+#   benchmark.sources.x__source__mutmut_24 min(max(scales, default=1.0), 1.0) -> default=2.0: min(2.0, 1.0) = 1.0, the same hi.

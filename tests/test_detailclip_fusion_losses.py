@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from detailclip.features import PatchFeatures
 from detailclip.fusion import build_fusion
-from detailclip.losses import (LossConfig, distillation_loss, fidelity, max_patch_similarity, patch_matching_loss,
-                               sample_per_level, text_matching_loss, text_ranking_loss)
+from detailclip.losses import (LossConfig, detail_weights, distillation_loss, fidelity, max_patch_similarity,
+                               patch_matching_loss, sample_per_level, text_matching_loss, text_ranking_loss)
 from detailclip.train import Trainer, TrainConfig
 
 DIM = 32
@@ -122,10 +122,11 @@ def test_loss_weights_select_the_parts():
     targets = max_patch_similarity(features, queries)
     fused = features[:, 0]
     levels = LEVELS.expand(4, -1)
-    text_only = distillation_loss(fused, features, None, levels, queries, targets, LossConfig(patch_weight=0.0))
+    text_only = distillation_loss(fused, features, None, levels, queries, targets,
+                                  LossConfig(patch_weight=0.0, rank_weight=0.0))
     assert set(text_only) == {"text", "loss"}
     both = distillation_loss(fused, features, None, levels, queries, targets,
-                             LossConfig(text_weight=2.0, patch_weight=0.5, patch_mode="all"))
+                             LossConfig(text_weight=2.0, patch_weight=0.5, patch_mode="all", rank_weight=0.0))
     torch.testing.assert_close(both["loss"], 2.0 * both["text"] + 0.5 * both["patch"])
     ranked = distillation_loss(fused, features, None, levels, queries, targets,
                                LossConfig(patch_weight=0.0, rank_weight=3.0, rank_temperature=0.05))
@@ -150,3 +151,47 @@ def test_text_ranking_loss_compares_rankings_not_levels():
     teacher = torch.softmax(targets / 0.1, dim=0)
     expected = (teacher * (teacher.log() - student)).sum(dim=0).mean()
     torch.testing.assert_close(text_ranking_loss(other, queries, targets, 0.1), expected)
+
+
+def test_detail_weights_by_hand():
+    # 3 images, 2 queries; gain = target - whole per pair
+    targets = torch.tensor([[0.30, 0.20], [0.50, 0.20], [0.40, 0.50]])
+    whole = torch.tensor([[0.30, 0.10], [0.20, 0.10], [0.30, 0.10]])
+    # query 0 gains 0.0, 0.3, 0.1: mean 0.1333, sample std 0.15275 -> z = -0.873, 1.091, -0.218
+    # query 1 gains 0.1, 0.1, 0.4: mean 0.2, sample std 0.17321 -> z = -0.577, -0.577, 1.155
+    expected = torch.tensor([[1.0, 1.0], [1.0 + 2 * 1.0911, 1.0], [1.0, 1.0 + 2 * 1.1547]])
+    torch.testing.assert_close(detail_weights(targets, whole, 2.0), expected, atol=1e-4, rtol=0)
+    assert torch.equal(detail_weights(targets, whole, 0.0), torch.ones(3, 2))
+    assert torch.equal(detail_weights(targets[:1], whole[:1], 2.0), torch.ones(1, 2))  # one image: nothing stands out
+    flat = torch.full((3, 2), 0.5)  # equal gains everywhere: no pair stands out either
+    assert torch.equal(detail_weights(flat, whole * 0, 2.0), torch.ones(3, 2))
+
+
+def test_detail_weighted_text_loss_is_the_weighted_mean_of_pair_errors():
+    features = _features(4)
+    queries = F.normalize(torch.randn(6, DIM, generator=torch.Generator().manual_seed(3)), dim=-1)
+    targets = max_patch_similarity(features, queries)
+    fused = features[:, 1]
+    weights = torch.rand(4, 6, generator=torch.Generator().manual_seed(4)) + 0.5
+    errors = ((fused @ queries.T - targets) ** 2).numpy()
+    expected = 100.0 * np.average(errors, weights=weights.numpy())
+    parts = distillation_loss(fused, features, None, LEVELS.expand(4, -1), queries, targets,
+                              LossConfig(patch_weight=0.0, rank_weight=0.0, detail_weight=1.0),
+                              text_pair_weights=weights)
+    assert float(parts["text"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_trainer_weighs_the_pairs_that_only_small_windows_see():
+    items = [PatchFeatures(f"toy{i}", f"h{i}", _features(1, seed=i)[0].numpy().astype(np.float16),
+                           LEVELS.numpy().astype(np.int16)) for i in range(6)]
+    queries = F.normalize(torch.randn(5, DIM, generator=torch.Generator().manual_seed(5)), dim=-1)
+    config = TrainConfig(epochs=1, batch_size=3, patience=0, loss=LossConfig(patch_weight=0.0, detail_weight=3.0))
+    trainer = Trainer(build_fusion("tiny", DIM), items[:4], items[4:], queries, config, torch.device("cpu"), {})
+    bank = torch.from_numpy(np.stack([item.data.astype(np.float32) for item in items[:4]]))
+    teacher = (bank @ queries.T).amax(dim=1)  # [4, 5] max over the patches
+    gain = (teacher - bank[:, 0] @ queries.T).numpy()
+    z = (gain - gain.mean(axis=0)) / gain.std(axis=0, ddof=1)
+    np.testing.assert_allclose(trainer.train_weights.numpy(), 1 + 3.0 * np.maximum(z, 0), atol=2e-3)
+    assert trainer.val_weights.shape == (2, 5)
+    plain = TrainConfig(loss=LossConfig(detail_weight=0.0))
+    assert Trainer(build_fusion("tiny", DIM), items[:4], None, queries, plain, torch.device("cpu"), {}).train_weights is None

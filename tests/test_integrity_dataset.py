@@ -19,7 +19,7 @@ from PIL import Image
 
 from benchmark.results import load_run
 from cli import main
-from clevr_ds.dataset import split_hash
+from clevr_ds.dataset import DatasetError, read_class_names, split_hash
 from clevr_ds.schema import META, SCENE, problem
 from clevr_ds.validate import validate
 from tests.benchmark_fixtures import TINY_BACKBONE, make_dataset, random_scenes
@@ -255,3 +255,24 @@ def test_cache_dir_none_writes_no_cache(capsys, tmp_path, monkeypatch):
     assert not (work / "out" / "feature_cache").exists() and list((work / "out").glob("*.json"))
     assert run(capsys, "bench", "--data", data, "--out", "out2", "--model", "cc-mean", *FAST)[0] == 0
     assert (work / "out2" / "feature_cache").is_dir()  # the default does cache: the check above can fail
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_read_class_names_skips_blank_lines_and_comments_and_strips(tmp_path):
+    text = "# classes of a toy set\n  red cube \n\n\t\n  # not a class\nblue sphere\n"
+    assert read_class_names(_write(tmp_path / "c.txt", text)) == ["red cube", "blue sphere"]
+    with pytest.raises(DatasetError, match=r"^cannot read classes file .*nope\.txt: "):
+        read_class_names(tmp_path / "nope.txt")
+    with pytest.raises(DatasetError, match=r"^classes file .*empty\.txt names no classes$"):
+        read_class_names(_write(tmp_path / "empty.txt", "# only a comment\n\n"))
+
+
+def test_undecodable_classes_file_is_a_dataset_error(tmp_path):
+    bad = tmp_path / "c.txt"
+    bad.write_bytes(b"red \xff cube\n")
+    with pytest.raises(DatasetError, match=r"^cannot read classes file .*c\.txt: 'utf-8' codec can't decode"):
+        read_class_names(bad)

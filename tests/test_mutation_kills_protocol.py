@@ -86,3 +86,12 @@ def test_largest_present_instance_decides_and_settings_name_the_buckets():
     assert rel.largest_scale[0, :2].tolist() == [0.15, 0.3] and math.isnan(rel.largest_scale[1, 1])
     assert p.settings() == {"classes": ["a", "b"], "buckets": [[0.1, 0.2], [0.2, 0.5]], "bucket_names": ["0.1-0.2", "0.2-0.5"],
                             "min_visible_pixels": 10}  # fmt: skip
+
+
+def test_bucket_labels_are_int8_like_the_overall_labels():
+    # Relevance documents per_bucket as [B, Q, N] int8 (1 / 0 / -1): a float array would double the
+    # memory of large runs and change what np.savez stores with --save-scores.
+    p = Protocol(("a", "b"), (Bucket(0.1, 0.2), Bucket(0.2, 0.5)))
+    rel = p.relevance([SourceImage(None, "0", 10, 10, (_obj("a", 0.3), _obj("b", 0.3, ignore=True)))])
+    assert rel.per_bucket.dtype == np.int8 and rel.overall.dtype == np.int8
+    assert rel.per_bucket[:, :, 0].tolist() == [[-1, -1], [1, -1]]  # a: in bucket 1 only; b: only ignored

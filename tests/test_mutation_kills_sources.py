@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from benchmark.protocol import Bucket
-from benchmark.sources import DOTA_CLASSES, clevr_ds_source, coco_source, dota_source, image_size, read_classes
+from benchmark.sources import DOTA_CLASSES, clevr_ds_source, coco_source, dota_source, image_size
 from clevr_ds.dataset import DatasetError
 from tests.benchmark_fixtures import make_dataset, obj
 
@@ -36,12 +36,6 @@ def write(path: Path, text: str) -> Path:
 def coco(root: Path, images, annotations, categories) -> Path:
     return write(root / "instances_val2017.json", json.dumps({"images": images, "annotations": annotations,
                                                                 "categories": categories}))
-
-
-def test_read_classes_skips_blank_lines_and_strips(tmp_path):
-    assert read_classes(write(tmp_path / "c.txt", "  red cube \n\n\t\nblue sphere\n")) == ["red cube", "blue sphere"]
-    with pytest.raises(DatasetError, match=r"^cannot read classes file .*nope\.txt: "):
-        read_classes(tmp_path / "nope.txt")
 
 
 def test_coco_source_fields_order_buckets_and_hash(tmp_path):
@@ -225,3 +219,228 @@ def test_clevr_ds_source_reads_the_split(tmp_path):
     with pytest.raises(DatasetError, match=r"^split 'val' of .* has no finished scenes$"):
         clevr_ds_source(root, "val", allow_incomplete=True)
     assert math.isfinite(cube.rel_scale)
+
+
+# --------------------------------------------------------------------------- fast stand-ins for tests/test_sources.py
+# (that file runs `bench` end to end, ~50 s a mutant; mutation_check.sh leaves it out of this module's list)
+
+
+def test_source_spec_defaults_and_which_flags_go_together(tmp_path):
+    from benchmark.sources import SourceSpec
+
+    spec = SourceSpec()
+    assert (spec.data, spec.split, spec.coco, spec.image_root, spec.dota, spec.classes_file) == (None, "test", None, None, None, None)
+    assert not spec.given
+    assert SourceSpec(data=tmp_path).given and SourceSpec(dota=tmp_path).given
+    assert SourceSpec(coco=tmp_path, image_root=tmp_path).given
+    assert SourceSpec(coco=tmp_path, image_root=tmp_path, classes_file=tmp_path).given  # --classes with --coco: fine
+    assert SourceSpec(dota=tmp_path, classes_file=tmp_path).given
+    for kwargs, message in [
+        ({"coco": tmp_path, "image_root": tmp_path, "dota": tmp_path}, "--coco and --dota exclude each other"),
+        ({"coco": tmp_path, "dota": tmp_path}, "--coco and --dota exclude each other"),
+        ({"coco": tmp_path}, "--coco and --image-root go together"),
+        ({"image_root": tmp_path}, "--coco and --image-root go together"),
+        ({"image_root": tmp_path, "dota": tmp_path}, "--coco and --image-root go together"),
+        ({"classes_file": tmp_path}, "--classes needs --coco or --dota (a CLEVR-DS split has its vocabulary)"),
+        ({"data": tmp_path, "classes_file": tmp_path}, "--classes needs --coco or --dota"),
+    ]:
+        with pytest.raises(ValueError) as e:
+            SourceSpec(**kwargs)
+        assert str(e.value).startswith(message), kwargs
+
+
+def test_source_spec_opens_the_named_source(tmp_path):
+    from benchmark.sources import SourceSpec
+
+    png(tmp_path / "c" / "a.png", (40, 30))
+    path = coco(tmp_path / "c", [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+                [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 8], "area": 9}], [{"id": 1, "name": "x"}])  # fmt: skip
+    names = write(tmp_path / "names.txt", "a thing\n")
+    opened = SourceSpec(coco=path, image_root=tmp_path / "c").open()
+    assert (opened.dataset, opened.classes, opened.images[0].objects[0].rel_scale) == ("COCO", ("x",), 0.2)
+    assert SourceSpec(coco=path, image_root=tmp_path / "c", classes_file=names).open().classes == ("a thing",)
+    root = dota(tmp_path / "d", {"A": "0 0 4 0 4 4 0 4 kite 0\n"})
+    assert SourceSpec(dota=root, classes_file=write(tmp_path / "k.txt", "kite\n")).open().classes == ("kite",)
+    assert SourceSpec(dota=dota(tmp_path / "e", {"A": "0 0 4 0 4 4 0 4 ship 0\n"})).open().classes == DOTA_CLASSES
+    ds = make_dataset(tmp_path / "ds", [[obj("red cube", 0.05)], []], split="val")
+    assert SourceSpec(data=ds, split="val").open().split == "val"
+    (ds / "images" / "val" / clevr_ds_source(ds, "val").images[1].name).unlink()
+    with pytest.raises(DatasetError, match="incomplete"):
+        SourceSpec(data=ds, split="val").open()
+    assert len(SourceSpec(data=ds, split="val").open(allow_incomplete=True).images) == 1
+
+
+def test_dota_unmatched_names_are_listed_sorted_ten_at_most(tmp_path):
+    png(tmp_path / "images" / "P0001.png")
+    write(tmp_path / "labelTxt" / "P0002.txt", "")
+    with pytest.raises(DatasetError) as e:
+        dota_source(tmp_path)
+    assert str(e.value) == f"{tmp_path}: images/ and labelTxt/ do not match at P0001.txt, P0002.txt"
+    for i in range(3, 13):  # 12 unmatched label files in all: the first 10 (sorted) are named
+        write(tmp_path / "labelTxt" / f"P{i:04d}.txt", "")
+    with pytest.raises(DatasetError) as e:
+        dota_source(tmp_path)
+    assert str(e.value).endswith("do not match at " + ", ".join(f"P{i:04d}.txt" for i in range(1, 11)))
+    write(tmp_path / "labelTxt" / "readme.md", "")  # not a label file: not listed
+    with pytest.raises(DatasetError) as e:
+        dota_source(tmp_path)
+    assert "readme" not in str(e.value)
+
+
+def test_coco_names_must_be_plain_and_stay_in_the_root(tmp_path):
+    png(tmp_path / "outside.png")
+    root = tmp_path / "root"
+    for name, message in [("../a.png", "images[0]: file_name '..' is not a plain name"),
+                          ("/etc/passwd", "images[0]: file_name '' is not a plain name"),
+                          ("sub//a.png", "file_name '' is not a plain name")]:  # fmt: skip
+        path = coco(root, [{"id": 1, "file_name": name, "width": 40, "height": 30}], [], [{"id": 1, "name": "x"}])
+        with pytest.raises(ValueError) as e:
+            coco_source(path, root)
+        assert message in str(e.value) and str(e.value).startswith(f"{path}: images[0]: ")
+    (root / "a.png").symlink_to(tmp_path / "outside.png")
+    path = coco(root, [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}], [], [{"id": 1, "name": "x"}])
+    with pytest.raises(ValueError, match=r"images\[0\]: path .*a\.png leaves "):
+        coco_source(path, root)
+
+
+def test_coco_schema_problems_name_the_file_and_field(tmp_path):
+    png(tmp_path / "a.png")
+    image = {"id": 1, "file_name": "a.png", "width": 40, "height": 30}
+    for images, annotations, message in [
+        ([image], [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3], "area": 1}], "annotations[0].bbox: expected a list of 4"),
+        ([{**image, "width": "40"}], [], "images[0].width: expected integer"),
+    ]:
+        path = coco(tmp_path, images, annotations, [{"id": 1, "name": "x"}])
+        with pytest.raises(DatasetError) as e:
+            coco_source(path, tmp_path)
+        assert str(e.value).startswith(f"{path}: {message}")
+
+
+def test_clevr_ds_source_defaults_the_dataset_name_and_hashes_the_finished_scenes(tmp_path):
+    from clevr_ds.dataset import meta_path, scene_path, split_hash
+
+    root = make_dataset(tmp_path / "ds", [[obj("red cube", 0.05)], [obj("blue sphere", 0.02)]], split="val")
+    meta = json.loads(meta_path(root, "val").read_text())
+    del meta["dataset"]  # optional in a split's meta: the name is CLEVR-DS then
+    meta_path(root, "val").write_text(json.dumps(meta))
+    source = clevr_ds_source(root, "val")
+    assert source.dataset == "CLEVR-DS" and source.content_hash == split_hash(root, "val")
+    assert source.default_buckets == (Bucket(0.01, pytest.approx(0.01 * 10 ** (1 / 3))),
+                                      Bucket(pytest.approx(0.01 * 10 ** (1 / 3)), pytest.approx(0.01 * 10 ** (2 / 3))),
+                                      Bucket(pytest.approx(0.01 * 10 ** (2 / 3)), 0.1))  # fmt: skip
+    (root / "images" / "val" / source.images[1].name).unlink()
+    partial = clevr_ds_source(root, "val", allow_incomplete=True)  # the hash covers the finished scene only
+    first_scene = json.loads(scene_path(root, "val", 0).read_text())
+    assert partial.content_hash == split_hash(root, "val", [first_scene]) != source.content_hash
+
+
+def test_missing_image_content_names_the_file_and_the_reason(tmp_path):
+    path = coco(tmp_path, [{"id": 1, "file_name": "gone.png", "width": 40, "height": 30}], [], [{"id": 1, "name": "x"}])
+    with pytest.raises(DatasetError) as e:
+        coco_source(path, tmp_path)
+    assert str(e.value) == f"cannot read {tmp_path / 'gone.png'}: No such file or directory"
+
+
+def test_dota_names_fold_runs_of_dashes_underscores_and_spaces(tmp_path):
+    root = dota(tmp_path / "d", {"A": "0 0 4 0 4 4 0 4 Small__-_vehicle 0\n0 0 4 0 4 4 0 4 small-vehicle 0\n"})
+    assert [o.cls for o in dota_source(root, [" Small vehicle ", "small vehicle"]).images[0].objects] == \
+        [" Small vehicle ", "small vehicle"]  # fmt: skip
+
+
+def test_dota_difficult_flag_and_long_bad_lines(tmp_path):
+    root = dota(tmp_path / "d", {"A": "0 0 4 0 4 4 0 4 ship 2\n0 0 4 0 4 4 0 4 ship 0\n0 0 8 0 8 8 0 8 ship\n"})
+    assert [o.ignore for o in dota_source(root).images[0].objects] == [True, False, False]
+    line = "1 2 3 " + "x" * 100
+    root = dota(tmp_path / "e", {"A": f"gsd:1\n\n{line}\n"})
+    with pytest.raises(DatasetError) as e:
+        dota_source(root)
+    assert str(e.value).endswith(f"A.txt:3: expected 'x1 y1 x2 y2 x3 y3 x4 y4 category difficult', got {line[:80]!r}")
+    root = dota(tmp_path / "f", {"A": "0 0 4 0 4 4 0 4 ship x\n"})  # difficult must be an integer
+    with pytest.raises(DatasetError, match=r"A\.txt:1: expected"):
+        dota_source(root)
+
+
+def test_default_dota_classes_are_the_devkit_categories_in_order(tmp_path):
+    # DOTA-v1.5 label names as the devkit writes them (hyphenated), in its category order
+    devkit = ["plane", "baseball-diamond", "bridge", "ground-track-field", "small-vehicle", "large-vehicle", "ship",
+              "tennis-court", "basketball-court", "storage-tank", "soccer-ball-field", "roundabout", "harbor",
+              "swimming-pool", "helicopter", "container-crane"]  # fmt: skip
+    root = dota(tmp_path / "d", {"A": "".join(f"0 0 4 0 4 4 0 4 {name} 0\n" for name in devkit)})
+    source = dota_source(root)
+    assert source.classes == tuple(name.replace("-", " ") for name in devkit)
+    assert [o.cls for o in source.images[0].objects] == [name.replace("-", " ") for name in devkit]
+
+
+def test_clevr_ds_source_images_name_paths_sizes_and_dataset(tmp_path):
+    from clevr_ds.dataset import meta_path
+
+    root = make_dataset(tmp_path / "ds", [[obj("red cube", 0.05)]], split="val", side=48)
+    meta = json.loads(meta_path(root, "val").read_text())
+    meta_path(root, "val").write_text(json.dumps({**meta, "dataset": "CLEVR-DS-mini"}))
+    source = clevr_ds_source(root, "val")
+    (image,) = source.images
+    assert source.dataset == "CLEVR-DS-mini"
+    assert image.path == root / "images" / "val" / image.name and (image.width, image.height) == (48, 48)
+    (root / "images" / "val" / image.name).unlink()
+    with pytest.raises(DatasetError) as e:
+        clevr_ds_source(root, "val")
+    assert str(e.value) == f"split 'val' of {root} is incomplete: missing {image.name}; re-run render or pass --allow-incomplete"
+
+
+def test_clevr_ds_source_checks_what_the_benchmark_reads(tmp_path):
+    from clevr_ds.dataset import meta_path, scene_path
+
+    root = make_dataset(tmp_path / "ds", [[obj("red cube", 0.05)]], split="val")
+    meta = json.loads(meta_path(root, "val").read_text())
+    del meta["num_images"]
+    meta_path(root, "val").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError) as e:  # a clean one-line error, not a KeyError further on
+        clevr_ds_source(root, "val")
+    assert str(e.value) == f"{meta_path(root, 'val')}: missing keys num_images"
+    root = make_dataset(tmp_path / "ds2", [[obj("red cube", 0.05)]], split="val")
+    scene = json.loads(scene_path(root, "val", 0).read_text())
+    del scene["objects"][0]["visible_pixels"]
+    scene_path(root, "val", 0).write_text(json.dumps(scene))
+    with pytest.raises(DatasetError) as e:
+        clevr_ds_source(root, "val")
+    assert str(e.value).endswith("objects[0]: missing keys visible_pixels") and "\n" not in str(e.value)
+
+
+def test_coco_hash_covers_the_annotations_in_ascii_json(tmp_path):
+    png(tmp_path / "a.png")
+    path = coco(tmp_path, [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}], [], [{"id": 1, "name": "café"}])
+    source = coco_source(path, tmp_path)
+    head = json.dumps(json.loads(path.read_text()), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    assert b"caf\\u00e9" in head  # non-ASCII names are escaped in the hashed text
+    expected = hashlib.sha256(head)
+    expected.update(hashlib.sha256((tmp_path / "a.png").read_bytes()).digest())
+    assert source.classes == ("café",) and source.content_hash == expected.hexdigest()
+
+
+def test_dota_image_names_must_be_plain_and_images_keep_their_paths(tmp_path):
+    root = dota(tmp_path / "d", {"A": "0 0 4 0 4 4 0 4 ship 0\n"})
+    assert dota_source(root).images[0].path == root / "images" / "A.png"
+    png(root / "images" / "bad name.png")
+    write(root / "labelTxt" / "bad name.txt", "")
+    with pytest.raises(ValueError) as e:
+        dota_source(root)
+    assert str(e.value) == "image name 'bad name.png' is not a plain name (letters, digits, '.', '_', '-')"
+
+
+def test_a_coco_file_name_that_is_not_text_is_refused_by_name(tmp_path):
+    from benchmark.sources import _relative
+
+    with pytest.raises(ValueError) as e:
+        _relative(tmp_path, 5, "x.json: images[0]")
+    assert str(e.value) == "x.json: images[0]: file_name 5 is not a plain name (letters, digits, '.', '_', '-')"
+    assert _relative(tmp_path, "sub/a.png", "x.json: images[0]") == tmp_path / "sub" / "a.png"
+
+
+def test_default_bucket_count_of_coco_and_dota_sources(tmp_path, monkeypatch):
+    import benchmark.sources as sources
+
+    assert sources.DEFAULT_BUCKETS == 3
+    root = dota(tmp_path / "d", {"A": "0 0 4 0 4 4 0 4 ship 0\n0 0 40 0 40 40 0 40 ship 0\n"}, {"A": (400, 400)})
+    monkeypatch.setattr(sources, "DEFAULT_BUCKETS", 2)  # scales 0.01 and 0.1: two log-even buckets meet at 10**-1.5
+    buckets = dota_source(root).default_buckets
+    assert [(b.lo, b.hi) for b in buckets] == [(0.01, pytest.approx(10**-1.5)), (pytest.approx(10**-1.5), 0.1)]

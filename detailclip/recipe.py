@@ -1,0 +1,72 @@
+"""Fusion training settings as data (no torch import): the distillation loss, the optimisation
+schedule and the whole recipe (backbone, Complete Cover, fusion model). The defaults are the recipe
+of the shipped checkpoint, so `train --data DIR` without other flags reproduces it
+(scripts/make_reference_weights.sh)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PATCH_MODES = ("all", "sample")
+LOSS_KINDS = ("mse", "l1")
+SCHEMES = ("cc", "grid")
+TRAINABLE_SIZES = ("tiny", "small", "base")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and settings of the distillation terms (detailclip.losses)."""
+
+    text_weight: float = 1.0
+    patch_weight: float = 0.25
+    kind: str = "mse"
+    scale: float = 100.0
+    patch_mode: str = "sample"
+    rank_weight: float = 3.0
+    rank_temperature: float = 0.02
+    detail_weight: float = 2.0
+
+    def __post_init__(self):
+        if self.kind not in LOSS_KINDS:
+            raise ValueError(f"unknown loss kind {self.kind!r} (known: {', '.join(LOSS_KINDS)})")
+        if self.patch_mode not in PATCH_MODES:
+            raise ValueError(f"unknown patch mode {self.patch_mode!r} (known: {', '.join(PATCH_MODES)})")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: AdamW, linear warm-up then cosine decay, early stopping on the validation loss."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.05  # fraction of all steps
+    patience: int = 0  # epochs without validation improvement before stopping (0: never stop early)
+    checkpoint_every: int = 1  # epochs between resumable state files
+    seed: int = 0  # also the random backbone's seed and the held-out fraction's
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass(frozen=True)
+class FusionRecipe:
+    """What a fusion checkpoint is trained from, beside its data: the frozen backbone (None: the
+    shipped reference backbone), the patch scheme, the prompt templates and the fusion model."""
+
+    backbone: str | None = None
+    pretrained: str | None = None
+    image_size: int | None = None  # force the backbone's input size
+    templates: str = "openai80"
+    scheme: str = "cc"
+    k: int = 10
+    size: str = "tiny"
+    dropout: float = 0.1
+    pre_norm: bool = False
+    level_embedding: bool = False
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown patch scheme {self.scheme!r} (known: {', '.join(SCHEMES)})")
+        if self.size not in TRAINABLE_SIZES:
+            raise ValueError(f"unknown fusion size {self.size!r} (known: {', '.join(TRAINABLE_SIZES)})")
