@@ -11,7 +11,7 @@ import click
 from clevr_ds.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
 
-from .recipe import LOSS_KINDS, PATCH_MODES, SCHEMES, TRAINABLE_SIZES, FusionRecipe, LossConfig, TrainConfig
+from .recipe import FUSION_SIZES, LOSS_KINDS, PATCH_MODES, SCHEMES, FusionRecipe, LossConfig, TrainConfig
 from .registry import DEFAULT_FUSION_CHECKPOINT
 
 RAY_FEATURES = "Ray actors that extract the features missing from the cache (one GPU each when the cluster has GPUs, else one CPU)"
@@ -58,7 +58,8 @@ pretrained_option = click.option("--pretrained", default=None,
                                  help="open_clip tag, checkpoint path or 'none' (random, seeded)")
 
 
-RECIPE, TRAINING, LOSS = FusionRecipe(), TrainConfig(), LossConfig()  # the shipped recipe: train's defaults
+RECIPE = FusionRecipe()  # the shipped recipe: train's defaults
+TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
 
 
 @click.command()
@@ -77,7 +78,7 @@ RECIPE, TRAINING, LOSS = FusionRecipe(), TrainConfig(), LossConfig()  # the ship
               help="prompt templates: openai80, short, plain, photo")
 @click.option("--scheme", type=click.Choice(SCHEMES), default=RECIPE.scheme, show_default=True)
 @click.option("--k", type=click.IntRange(1, 30), default=RECIPE.k, show_default=True)
-@click.option("--size", type=click.Choice(TRAINABLE_SIZES), default=RECIPE.size, show_default=True)
+@click.option("--size", type=click.Choice(list(FUSION_SIZES)), default=RECIPE.size, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 0.9), default=RECIPE.dropout, show_default=True)
 @click.option("--pre-norm/--post-norm", default=RECIPE.pre_norm, show_default=True,
               help="transformer layer norm placement")

@@ -16,11 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FUSION_SIZES: dict[str, dict] = {
-    "tiny": {"heads": 2, "encoder_layers": 3, "decoder_layers": 3},
-    "small": {"heads": 4, "encoder_layers": 6, "decoder_layers": 6},
-    "base": {"heads": 8, "encoder_layers": 12, "decoder_layers": 12},
-}
+from .recipe import FUSION_SIZES
+
 FUSION_NAMES = (*FUSION_SIZES, "mean")
 MAX_LEVELS = 16  # level embeddings; deeper levels (none at k <= 30) share the last one
 

@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 PATCH_MODES = ("all", "sample")
 LOSS_KINDS = ("mse", "l1")
 SCHEMES = ("cc", "grid")
-TRAINABLE_SIZES = ("tiny", "small", "base")
+FUSION_SIZES: dict[str, dict] = {  # the fusion transformer's sizes (detailclip.fusion)
+    "tiny": {"heads": 2, "encoder_layers": 3, "decoder_layers": 3},
+    "small": {"heads": 4, "encoder_layers": 6, "decoder_layers": 6},
+    "base": {"heads": 8, "encoder_layers": 12, "decoder_layers": 12},
+}
 
 
 @dataclass(frozen=True)
@@ -68,5 +72,5 @@ class FusionRecipe:
     def __post_init__(self):
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown patch scheme {self.scheme!r} (known: {', '.join(SCHEMES)})")
-        if self.size not in TRAINABLE_SIZES:
-            raise ValueError(f"unknown fusion size {self.size!r} (known: {', '.join(TRAINABLE_SIZES)})")
+        if self.size not in FUSION_SIZES:
+            raise ValueError(f"unknown fusion size {self.size!r} (known: {', '.join(FUSION_SIZES)})")
