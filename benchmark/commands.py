@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from clevr_ds.dataset import DEFAULT_ROOT
-from detailclip.commands import cache_dir_option, feature_options
+from detailclip.commands import allow_incomplete_option, cache_dir_option, feature_options
 
 
 # Listed here so that --help stays fast (the registry imports torch); a test keeps it equal to the registry.
@@ -62,8 +62,7 @@ def source_options(data_default: Path | None, data_help: str):
 @click.option("--save-scores/--no-save-scores", default=True, show_default=True,
               help="Also write the query x image scores with the labels (.scores.npz; the report's galleries use them).")
 @click.option("--skip-existing", is_flag=True, help="Skip runs whose result file already exists.")
-@click.option("--allow-incomplete", is_flag=True,
-              help="Score a split with missing scenes or images (refused by default); the run records how many.")
+@allow_incomplete_option
 @feature_options("OUT/feature_cache")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,

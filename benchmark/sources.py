@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 from clevr_ds.annotate import rel_scale
 from clevr_ds.dataset import (
-    DATASET_NAME, DatasetError, image_path, incomplete_message, load_meta, load_scenes, missing_files,
+    DATASET_NAME, DatasetError, finished_scenes, image_path, load_meta,
     read_class_names, read_json, split_hash,
 )  # fmt: skip
 from clevr_ds.paths import inside, plain_name
@@ -112,12 +112,7 @@ class SourceSpec:
 def clevr_ds_source(root: Path | str, split: str, allow_incomplete: bool = False) -> Source:
     """A CLEVR-DS split: classes from its vocabulary, buckets from its scales, `visible: false` objects ignored."""
     meta = load_meta(root, split, META_BENCH)
-    missing = missing_files(root, split, meta["num_images"])
-    if missing and not allow_incomplete:
-        raise DatasetError(f"{incomplete_message(root, split, missing)}; re-run render or pass --allow-incomplete")
-    scenes = [s for s in load_scenes(root, split, SCENE_BENCH) if s["image_filename"] not in missing]
-    if not scenes:
-        raise DatasetError(f"split {split!r} of {root} has no finished scenes")
+    scenes = finished_scenes(root, split, SCENE_BENCH, allow_incomplete)
     images = tuple(
         SourceImage(image_path(root, s), s["image_filename"], s["width"], s["height"], tuple(
             SourceObject(o["class"], tuple(o["bbox"]), o["visible_pixels"], o["rel_scale"], ignore=not o["visible"])

@@ -160,6 +160,20 @@ def load_scenes(root: Path | str, split: str, schema: dict = SCENE_BASE) -> list
     return sorted((read_scene(root, split, n, schema, num_images) for n in names), key=lambda s: s["image_index"])
 
 
+def finished_scenes(root: Path | str, split: str, schema: dict = SCENE_BASE, allow_incomplete: bool = False) -> list[dict]:
+    """The split's scenes whose image is on disk, sorted by image_index. DatasetError (one line) when
+    none is, or, unless `allow_incomplete`, when the meta promises scenes or images that are missing
+    (a split still rendering, or one whose render was killed)."""
+    num_images = load_meta(root, split).get("num_images")
+    missing = missing_files(root, split, num_images) if num_images is not None else []
+    if missing and not allow_incomplete:
+        raise DatasetError(f"{incomplete_message(root, split, missing)}; re-run render or pass --allow-incomplete")
+    scenes = [s for s in load_scenes(root, split, schema) if s["image_filename"] not in missing]
+    if not scenes:
+        raise DatasetError(f"split {split!r} of {root} has no finished scenes")
+    return scenes
+
+
 def missing_files(root: Path | str, split: str, num_images: int) -> list[str]:
     """Names of the scene JSONs and images of indices 0..num_images-1 that are not on disk."""
     paths = (p for i in range(num_images) for p in (scene_path(root, split, i), image_file(root, split, i)))

@@ -279,19 +279,21 @@ def sidecar_path(weights: Path) -> Path:
 
 
 def train_backbone(root: Path, split: str, val_split: str, config: BackboneTrainConfig, out: Path,
-                   device: torch.device, resume: bool = False, progress: bool = True) -> dict:
-    """Train on `split`, validate on `val_split`; write `out` (fp16 safetensors), its JSON sidecar,
-    <out>.state.pt and <out>.log.csv; returns the sidecar's content."""
+                   device: torch.device, resume: bool = False, progress: bool = True,
+                   allow_incomplete: bool = False) -> dict:
+    """Train on `split`, validate on `val_split` (splits with missing scenes or images only with
+    `allow_incomplete`); write `out` (fp16 safetensors), its JSON sidecar, <out>.state.pt and
+    <out>.log.csv; returns the sidecar's content."""
     out = Path(out)
     if out.suffix != ".safetensors":
         raise ValueError(f"the output must be a .safetensors file, not {out.name}")
     state_path, log_path = out.with_name(out.name + ".state.pt"), out.with_name(out.name + ".log.csv")
     vocabulary = load_vocabulary(root, val_split)
-    run_config = {"data": str(root), "split": split, "val_split": val_split,
-                  "data_hash": split_hash(root, split), "val_data_hash": split_hash(root, val_split)}
     started = time.time()
-    trainer = BackboneTrainer(SplitImages.load(root, split, progress), SplitImages.load(root, val_split, progress),
-                              vocabulary, config, device, run_config)
+    train, val = (SplitImages.load(root, s, progress, allow_incomplete) for s in (split, val_split))
+    run_config = {"data": str(root), "split": split, "val_split": val_split,
+                  "data_hash": split_hash(root, split, train.scenes), "val_data_hash": split_hash(root, val_split, val.scenes)}
+    trainer = BackboneTrainer(train, val, vocabulary, config, device, run_config)
     if resume and (state := load_state(state_path, STATE_FORMAT)) is not None:
         trainer.load_state(state)
     metrics = trainer.run(state_path, log_path, progress)

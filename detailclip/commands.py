@@ -47,6 +47,11 @@ def feature_options(cache_default: str):
     return decorate
 
 
+allow_incomplete_option = click.option(
+    "--allow-incomplete", is_flag=True,
+    help="Use a CLEVR-DS split with missing scenes or images (refused by default); the run records the images it used.")
+
+
 def _warn_if_untrained(backbone) -> None:
     if backbone.untrained_warning:
         click.echo(backbone.untrained_warning, err=True)
@@ -112,6 +117,7 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
 @executor_options(RAY_FEATURES)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="checkpoint file to write")
 @click.option("--resume", is_flag=True, help="continue from <out>.state.pt")
+@allow_incomplete_option
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def train(**opts):
     """Train a DetailCLIP fusion model on a folder of images (CLEVR-DS or plain + class names).
@@ -133,7 +139,8 @@ def train(**opts):
         metrics = train_from_data(recipe, opts["data_dir"], out, opts["split"], opts["val_split"], opts["classes_file"],
                                   opts["val_fraction"], cache_dir_option(opts["cache_dir"], out.parent / "feature_cache"),
                                   opts["extract_batch"], opts["device"], opts["cluster"], opts["resume"],
-                                  progress=not opts["quiet"], warn=lambda line: click.echo(line, err=True))
+                                  progress=not opts["quiet"], warn=lambda line: click.echo(line, err=True),
+                                  allow_incomplete=opts["allow_incomplete"])
     except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
         raise _fail(e) from None
     summary = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
@@ -219,6 +226,7 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
 @click.option("--device", default=None, help="torch device [default: cuda when present]")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help=".safetensors file to write; its .json sidecar, .state.pt and .log.csv go beside it")
 @click.option("--resume", is_flag=True, help="continue from <out>.state.pt")
+@allow_incomplete_option
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def train_backbone(**opts):
     """Train a compact CLIP backbone from scratch on CLEVR-DS crops and captions (fp16 safetensors)."""
@@ -241,7 +249,7 @@ def train_backbone(**opts):
     device = torch.device(opts["device"]) if opts["device"] else default_device()
     try:
         result = run(opts["data_dir"], opts["split"], opts["val_split"], config, opts["out"], device,
-                     resume=opts["resume"], progress=not opts["quiet"])
+                     resume=opts["resume"], progress=not opts["quiet"], allow_incomplete=opts["allow_incomplete"])
     except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:
         raise _fail(e) from None
     click.echo(f"wrote {opts['out']}: {config.model}, {result['steps']} steps, val_acc={result['val_acc']:.4f}, "
@@ -261,6 +269,7 @@ def train_backbone(**opts):
 @click.option("--templates", default="openai80", show_default=True, help="prompt templates: openai80, short, plain, photo")
 @click.option("--device", default=None, help="torch device [default: cuda when present]")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="JSON report with every prediction")
+@allow_incomplete_option
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def zero_shot(**opts):
     """Zero-shot "<colour> <shape>" accuracy of a backbone on the single-object crops of a split."""
@@ -274,7 +283,7 @@ def zero_shot(**opts):
 
     try:
         vocabulary = load_vocabulary(opts["data_dir"], opts["split"])
-        data = SplitImages.load(opts["data_dir"], opts["split"], progress=not opts["quiet"])
+        data = SplitImages.load(opts["data_dir"], opts["split"], not opts["quiet"], opts["allow_incomplete"])
         backbone = load_backbone(opts["backbone"] or DEFAULT_BACKBONE, opts["pretrained"] or DEFAULT_PRETRAINED,
                                  device=opts["device"])
         _warn_if_untrained(backbone)

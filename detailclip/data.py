@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clevr_ds.dataset import (DatasetError, image_path, list_splits, load_scenes, load_vocabulary, meta_path,
+from clevr_ds.dataset import (DatasetError, finished_scenes, image_path, list_splits, load_vocabulary, meta_path,
                               read_class_names, split_hash)
 
 from .images import ImageError, decode_image, list_images, read_bytes
@@ -30,15 +30,14 @@ def is_clevr_ds(root: str | Path) -> bool:
     return (Path(root) / "meta").is_dir()
 
 
-def clevr_split(root: str | Path, split: str) -> ImageSet:
-    """A CLEVR-DS split: its images in index order, its vocabulary's classes, its visible boxes."""
-    scenes = load_scenes(root, split)
-    if not scenes:
-        raise DatasetError(f"split {split!r} of {root} has no finished scenes")
+def clevr_split(root: str | Path, split: str, allow_incomplete: bool = False) -> ImageSet:
+    """A CLEVR-DS split: its images in index order, its vocabulary's classes, its visible boxes
+    (a split with missing scenes or images only with `allow_incomplete`)."""
+    scenes = finished_scenes(root, split, allow_incomplete=allow_incomplete)
     bboxes = [[list(o["bbox"]) for o in s["objects"] if o.get("visible", True)] for s in scenes]
     return ImageSet(paths=[image_path(root, s) for s in scenes], classes=load_vocabulary(root, split).classes,
                     source={"kind": "clevr-ds", "root": str(Path(root).resolve()), "split": split,
-                            "split_hash": split_hash(root, split)},
+                            "split_hash": split_hash(root, split, scenes)},
                     object_bboxes=bboxes)
 
 
@@ -71,20 +70,21 @@ def _subset(images: ImageSet, ids: list[int], part: str) -> ImageSet:
 
 def load_training_data(data: str | Path, split: str = "train", val_split: str | None = "val",
                        classes_file: str | Path | None = None, val_fraction: float = 0.1,
-                       seed: int = 0) -> tuple[ImageSet, ImageSet | None]:
+                       seed: int = 0, allow_incomplete: bool = False) -> tuple[ImageSet, ImageSet | None]:
     """(train, validation or None). CLEVR-DS: `split` and `val_split` when that split exists, else a
-    held-out fraction of `split`; an image folder: a held-out fraction."""
+    held-out fraction of `split` (incomplete splits only with `allow_incomplete`); an image folder: a
+    held-out fraction."""
     if not Path(data).is_dir():
         raise ImageError(f"no data folder {data}")
     if not is_clevr_ds(data):
         return hold_out(image_folder(data, classes_file), val_fraction, seed)
     if not meta_path(data, split).exists():
         raise DatasetError(f"no split {split!r} in {data} (splits there: {', '.join(list_splits(data)) or 'none'})")
-    train = clevr_split(data, split)
+    train = clevr_split(data, split, allow_incomplete)
     if classes_file is not None:
         train.classes = read_class_names(classes_file)
     if val_split and val_split != split and meta_path(data, val_split).exists():
-        val = clevr_split(data, val_split)
+        val = clevr_split(data, val_split, allow_incomplete)
         val.classes = train.classes
         return train, val
     return hold_out(train, val_fraction, seed)
@@ -106,13 +106,12 @@ class SplitImages:
     scenes: list[dict]
 
     @classmethod
-    def load(cls, root: str | Path, split: str, progress: bool = False) -> "SplitImages":
+    def load(cls, root: str | Path, split: str, progress: bool = False, allow_incomplete: bool = False) -> "SplitImages":
+        """Decode a split's finished images (one with missing scenes or images only with `allow_incomplete`)."""
         import torch
         from tqdm.auto import tqdm
 
-        scenes = load_scenes(root, split)
-        if not scenes:
-            raise DatasetError(f"split {split!r} of {root} has no finished scenes")
+        scenes = finished_scenes(root, split, allow_incomplete=allow_incomplete)
         sizes = {(s["width"], s["height"]) for s in scenes}
         if len(sizes) != 1:
             raise DatasetError(f"split {split!r} of {root} mixes image sizes {sorted(sizes)}")

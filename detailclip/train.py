@@ -267,13 +267,15 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
                     val_split: str | None = "val", classes_file: str | Path | None = None,
                     val_fraction: float = 0.1, cache_dir: str | Path | None = None, extract_batch: int = 4,
                     device: str | None = None, cluster=None, resume: bool = False, progress: bool = True,
-                    warn=None) -> dict:
+                    warn=None, allow_incomplete: bool = False) -> dict:
     """The whole `train` command: load a CLEVR-DS split (or an image folder with a class file), extract
     the patch features (through the verified cache; on a Ray `cluster` when given), train the fusion of
     `recipe` and write the checkpoint `out` with its run configuration; returns the metrics. `warn`
-    (a callable taking one line) hears of a backbone with random weights."""
+    (a callable taking one line) hears of a backbone with random weights. CLEVR-DS splits with missing
+    scenes or images are refused unless `allow_incomplete`."""
     seed = recipe.train.seed
-    train_set, val_set = load_training_data(data, split, val_split, classes_file, val_fraction, seed)
+    train_set, val_set = load_training_data(data, split, val_split, classes_file, val_fraction, seed,
+                                            allow_incomplete)
     backbone = load_backbone(recipe.backbone or DEFAULT_BACKBONE, recipe.pretrained or DEFAULT_PRETRAINED,
                              device=device, seed=seed, image_size=recipe.image_size)
     if backbone.untrained_warning and warn is not None:

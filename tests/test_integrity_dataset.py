@@ -22,6 +22,7 @@ from cli import main
 from clevr_ds.dataset import DatasetError, read_class_names, split_hash
 from clevr_ds.schema import META, SCENE, problem
 from clevr_ds.validate import validate
+from detailclip.checkpoint import load_checkpoint
 from tests.benchmark_fixtures import TINY_BACKBONE, make_dataset, random_scenes
 
 SPLIT = "val"
@@ -210,6 +211,29 @@ def test_bench_refuses_an_incomplete_split_unless_allowed(capsys, copy, tmp_path
     code, _, _ = bench(capsys, copy, tmp_path / "out", "--allow-incomplete")
     (record,) = (load_run(p) for p in (tmp_path / "out").glob("*.json"))
     assert code == 0 and (record["n_images"], record["n_images_expected"], record["complete"]) == (2, 4, False)
+
+
+def test_training_and_zero_shot_refuse_an_incomplete_split_unless_allowed(capsys, copy, tmp_path):
+    scene_file(copy, 2).unlink()
+    png_file(copy, 3).unlink()
+    train = ["train", "--data", copy, "--split", SPLIT, "--size", "tiny", "--k", "2",
+             "--epochs", "1", "--batch-size", "2", "--cache-dir", "none", "--out", tmp_path / "m.pt", *FAST[:6], "--quiet"]
+    zero_shot = ["zero-shot", "--data", copy, "--split", SPLIT, "--factor", "2", *FAST[:6], "--quiet"]
+    backbone = ["train-backbone", "--data", copy, "--split", SPLIT, "--val-split", SPLIT, "--steps", "1",
+                "--batch-size", "4", "--images-per-batch", "2", "--model", TINY_BACKBONE, "--out", tmp_path / "b.safetensors",
+                "--quiet"]
+    for args in (train, zero_shot, backbone):
+        code, out, err = run(capsys, *args)
+        assert code != 0 and err.count("\n") == 1 and "--allow-incomplete" in err, args[0]
+        assert scene_file(copy, 2).name in err and png_file(copy, 3).name in err
+    assert not any(tmp_path.glob("m.pt*")) and not any(tmp_path.glob("b.safetensors*"))
+    code, out, err = run(capsys, *train, "--allow-incomplete")
+    assert code == 0, err
+    _, config = load_checkpoint(tmp_path / "m.pt", "cpu")
+    scene_file(copy, 3).unlink()
+    png_file(copy, 2).unlink()
+    assert config["num_train_images"] + config["num_val_images"] == 2
+    assert config["data"]["split_hash"] == expected_hash(copy)
 
 
 def _bbox(value):
