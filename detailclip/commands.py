@@ -21,6 +21,23 @@ def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
 
 
+def _level_list(ctx, param, value: str) -> tuple[int, ...] | None:
+    """'all' -> None, '0,4,5' -> (0, 4, 5)."""
+    if value.strip().lower() == "all":
+        return None
+    try:
+        levels = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not 'all' or comma-separated levels like 0,4,5") from None
+    if any(v < 0 for v in levels):
+        raise click.BadParameter(f"levels are 0 (the whole image), 1, 2, ..., not {value!r}")
+    return levels
+
+
+def _levels_text(levels: tuple[int, ...] | None) -> str:
+    return "all" if levels is None else ",".join(map(str, levels))
+
+
 def cache_dir_option(option: Path | None, default: Path | None) -> Path | None:
     """The --cache-dir folder: `default` when not given, None (no cache) for 'none'."""
     if option is None:
@@ -105,6 +122,9 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
               show_default=True)
 @click.option("--detail-weight", type=click.FloatRange(0), default=LOSS.detail_weight, show_default=True,
               help="extra text matching weight of pairs whose evidence only small windows see (label-free)")
+@click.option("--teacher-levels", default=_levels_text(LOSS.teacher_levels), show_default=True, callback=_level_list,
+              help="Complete Cover levels whose patches the text targets max over (0: the whole image, 1: the "
+                   "largest windows, ...), comma-separated, or all")
 @click.option("--patch-mode", type=click.Choice(PATCH_MODES), default=LOSS.patch_mode, show_default=True)
 @click.option("--loss", "kind", type=click.Choice(LOSS_KINDS), default=LOSS.kind, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=TRAINING.checkpoint_every, show_default=True,

@@ -1,7 +1,8 @@
 """Distillation losses: the fused vector must reproduce the best patch's similarity to queries.
 
-For an image i and a query q (unit vectors): target s*(q, i) = max over i's patches of cos(q, patch),
-prediction s(q, i) = cos(q, fused_i); loss = scale * MSE (or L1) over all (q, i).
+For an image i and a query q (unit vectors): target s*(q, i) = max over i's patches of cos(q, patch)
+(the teacher; optionally over the patches of some Complete Cover levels only), prediction
+s(q, i) = cos(q, fused_i); loss = scale * MSE (or L1) over all (q, i).
 - Text matching: the queries are fixed, image-agnostic prompt embeddings (every class in every
   template).
 - Patch matching: the queries are patch features of the batch ("all" valid patches, or "sample":

@@ -29,12 +29,18 @@ class LossConfig:
     rank_weight: float = 3.0
     rank_temperature: float = 0.02
     detail_weight: float = 2.0
+    teacher_levels: tuple[int, ...] | None = None  # Complete Cover levels the text targets max over (None: all)
 
     def __post_init__(self):
         if self.kind not in LOSS_KINDS:
             raise ValueError(f"unknown loss kind {self.kind!r} (known: {', '.join(LOSS_KINDS)})")
         if self.patch_mode not in PATCH_MODES:
             raise ValueError(f"unknown patch mode {self.patch_mode!r} (known: {', '.join(PATCH_MODES)})")
+        if self.teacher_levels is not None:
+            levels = tuple(self.teacher_levels)
+            if not levels or any(not isinstance(v, int) or v < 0 for v in levels):
+                raise ValueError(f"teacher levels must be levels 0, 1, ... (0: the whole image), not {levels}")
+            object.__setattr__(self, "teacher_levels", tuple(sorted(set(levels))))
 
 
 @dataclass

@@ -52,12 +52,23 @@ class FeatureBank:
         return self.features[ids].float(), padding, self.levels[ids]
 
 
-def teacher_targets(bank: FeatureBank, queries: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-    """CC-max text targets [N, Q]: max over each image's patches of cos(query, patch)."""
+def teacher_targets(bank: FeatureBank, queries: torch.Tensor, levels: tuple[int, ...] | None = None,
+                    chunk: int = 64) -> torch.Tensor:
+    """Text targets [N, Q]: max over each image's patches (those of `levels` only, when given) of
+    cos(query, patch); ValueError when an image lacks one of `levels`."""
     parts = []
     for start in range(0, len(bank), chunk):
         ids = torch.arange(start, min(start + chunk, len(bank)), device=bank.features.device)
-        features, padding, _ = bank.batch(ids)
+        features, padding, patch_levels = bank.batch(ids)
+        if levels is not None:
+            patch_levels = patch_levels if padding is None else patch_levels.masked_fill(padding, -1)
+            for level in levels:
+                lacking = ~(patch_levels == level).any(dim=1)
+                if lacking.any():
+                    present = patch_levels[lacking][0]
+                    raise ValueError(f"an image has no patch of teacher level {level} "
+                                     f"(its levels: {present[present >= 0].unique().tolist()})")
+            padding = ~torch.isin(patch_levels, torch.tensor(levels, device=patch_levels.device))
         parts.append(max_patch_similarity(features, queries, padding))
     return torch.cat(parts)
 
@@ -87,10 +98,11 @@ class Trainer:
         self.model, self.config, self.device = model.to(device), config, device
         self.queries = text_queries.to(device).float()
         self.train = FeatureBank.from_items(train_items, device)
-        self.train_targets = teacher_targets(self.train, self.queries)
+        self.train_targets = teacher_targets(self.train, self.queries, config.loss.teacher_levels)
         self.train_weights = text_pair_weights(self.train, self.queries, self.train_targets, config.loss)
         self.val = FeatureBank.from_items(val_items, device) if val_items else None
-        self.val_targets = teacher_targets(self.val, self.queries) if self.val is not None else None
+        self.val_targets = (teacher_targets(self.val, self.queries, config.loss.teacher_levels)
+                            if self.val is not None else None)
         self.val_weights = (text_pair_weights(self.val, self.queries, self.val_targets, config.loss)
                             if self.val is not None else None)
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)

@@ -195,3 +195,32 @@ def test_trainer_weighs_the_pairs_that_only_small_windows_see():
     assert trainer.val_weights.shape == (2, 5)
     plain = TrainConfig(loss=LossConfig(detail_weight=0.0))
     assert Trainer(build_fusion("tiny", DIM), items[:4], None, queries, plain, torch.device("cpu"), {}).train_weights is None
+
+
+def test_teacher_levels_max_over_those_levels_only():
+    short = LEVELS[:10]  # an image with fewer patches: padded in the bank
+    items = [PatchFeatures(f"toy{i}", f"h{i}", _features(1, patches=len(lv), seed=i)[0].numpy().astype(np.float16),
+                           lv.numpy().astype(np.int16)) for i, lv in enumerate((LEVELS, short, LEVELS))]
+    queries = F.normalize(torch.randn(5, DIM, generator=torch.Generator().manual_seed(5)), dim=-1)
+    config = TrainConfig(epochs=1, patience=0, loss=LossConfig(detail_weight=0.0, teacher_levels=(2, 0)))
+    trainer = Trainer(build_fusion("tiny", DIM), items, None, queries, config, torch.device("cpu"), {})
+    for i, item in enumerate(items):  # oracle: numpy max over the rows of levels 0 and 2
+        rows = item.data.astype(np.float32)[np.isin(item.level_ids, [0, 2])]
+        np.testing.assert_allclose(trainer.train_targets[i].numpy(), (rows @ queries.numpy().T).max(axis=0), atol=1e-5)
+    everything = Trainer(build_fusion("tiny", DIM), items, None, queries, TrainConfig(), torch.device("cpu"), {})
+    all_rows = items[1].data.astype(np.float32)
+    np.testing.assert_allclose(everything.train_targets[1].numpy(), (all_rows @ queries.numpy().T).max(axis=0), atol=1e-5)
+    only_3 = TrainConfig(loss=LossConfig(teacher_levels=(0, 3)))
+    with pytest.raises(ValueError, match=r"no patch of teacher level 3 \(its levels: \[0, 1, 2\]\)"):
+        Trainer(build_fusion("tiny", DIM), items, None, queries, only_3, torch.device("cpu"), {})
+
+
+@pytest.mark.parametrize("levels", [(), (-1,), (0, 1.5), ("1",)])
+def test_teacher_levels_must_be_levels(levels):
+    with pytest.raises(ValueError, match="teacher levels must be levels 0, 1, ..."):
+        LossConfig(teacher_levels=levels)
+
+
+def test_teacher_levels_are_kept_sorted_and_unique():
+    assert LossConfig(teacher_levels=[5, 0, 4, 5]).teacher_levels == (0, 4, 5)
+    assert LossConfig().teacher_levels is None

@@ -138,6 +138,14 @@ def test_bad_input_is_one_clear_line(folder, tmp_path):
     unknown = _run(train, ["--data", images, "--classes", classes, "--out", tmp_path / "x.pt", *TINY[:-1],
                            "--backbone", "nonexistent-net"])
     assert "unknown open_clip architecture" in str(unknown.exception)
+    for levels, message in (("0,x", "'0,x' is not 'all' or comma-separated levels like 0,4,5"),
+                            ("0,-1", "levels are 0 (the whole image), 1, 2, ..., not '0,-1'")):
+        bad = _run(train, ["--data", images, "--classes", classes, "--out", tmp_path / "x.pt", *TINY,
+                           "--teacher-levels", levels])
+        assert bad.exception.format_message() == f"Invalid value for '--teacher-levels': {message}"
+    too_deep = _run(train, ["--data", images, "--classes", classes, "--out", tmp_path / "x.pt", *TINY,
+                            "--teacher-levels", "0,9"])  # k = 4 has no level 9
+    assert str(too_deep.exception).startswith("an image has no patch of teacher level 9 (its levels: [0, 1, ")
     missing = _run(encode, ["--checkpoint", tmp_path / "none.pt", "--images", images, "--out", tmp_path / "v.npz"])
     assert "no checkpoint file" in str(missing.exception)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
