@@ -28,7 +28,7 @@ class LossConfig:
     patch_mode: str = "sample"
     rank_weight: float = 3.0
     rank_temperature: float = 0.02
-    detail_weight: float = 2.0
+    detail_weight: float = 4.0
     teacher_levels: tuple[int, ...] | None = None  # Complete Cover levels the text targets max over (None: all)
 
     def __post_init__(self):
