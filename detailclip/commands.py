@@ -22,16 +22,13 @@ def _fail(error: Exception) -> click.ClickException:
 
 
 def _level_list(ctx, param, value: str) -> tuple[int, ...] | None:
-    """'all' -> None, '0,4,5' -> (0, 4, 5)."""
+    """'all' -> None, '0,4,5' -> (0, 4, 5) (LossConfig checks the values)."""
     if value.strip().lower() == "all":
         return None
     try:
-        levels = tuple(int(v) for v in value.split(","))
+        return tuple(int(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not 'all' or comma-separated levels like 0,4,5") from None
-    if any(v < 0 for v in levels):
-        raise click.BadParameter(f"levels are 0 (the whole image), 1, 2, ..., not {value!r}")
-    return levels
 
 
 def _levels_text(levels: tuple[int, ...] | None) -> str:
@@ -153,9 +150,9 @@ def train(**opts):
     def pick(config):
         return {f.name: opts[f.name] for f in fields(config) if f.name in opts}
 
-    recipe = FusionRecipe(**pick(FusionRecipe), train=TrainConfig(**pick(TrainConfig), loss=LossConfig(**pick(LossConfig))))
     out = opts["out"]
     try:
+        recipe = FusionRecipe(**pick(FusionRecipe), train=TrainConfig(**pick(TrainConfig), loss=LossConfig(**pick(LossConfig))))
         metrics = train_from_data(recipe, opts["data_dir"], out, opts["split"], opts["val_split"], opts["classes_file"],
                                   opts["val_fraction"], cache_dir_option(opts["cache_dir"], out.parent / "feature_cache"),
                                   opts["extract_batch"], opts["device"], opts["cluster"], opts["resume"],
