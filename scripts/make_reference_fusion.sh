@@ -20,5 +20,4 @@ for split in "train 1200" "val 200"; do
         --seed 14 $QUIET
 done
 $PY cli.py train --data "$DATA" --split train --val-split val --out "$OUT/$FUSION" --resume $QUIET
-mkdir -p detailclip/weights
-cp "$OUT/$FUSION" detailclip/weights/
+scripts/install_weights.sh "$OUT/$FUSION"

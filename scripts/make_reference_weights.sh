@@ -27,8 +27,7 @@ $PY cli.py train-backbone --data "$DATA" --split train --val-split val --model C
     --eval-every 100 --checkpoint-every 100 --seed 0 --object-share 0.8 --min-pixels 10 \
     --hard-negatives 2 --class-weight 1 --class-vector-weight 1 \
     --out "$OUT/$BACKBONE.safetensors" --resume $QUIET
-mkdir -p detailclip/weights
-cp "$OUT/$BACKBONE.safetensors" "$OUT/$BACKBONE.json" detailclip/weights/
+scripts/install_weights.sh "$OUT/$BACKBONE.safetensors" "$OUT/$BACKBONE.json"
 $PY cli.py zero-shot --data "$DATA" --split val --pretrained "$TAG" --factor 3 --factor 6 --factor 12 \
     --out "$OUT/zero-shot.json" $QUIET
 
