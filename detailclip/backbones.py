@@ -173,12 +173,17 @@ class Backbone:
 
     def class_embeddings(self, classnames: Sequence[str], templates: TemplateSpec = "openai80") -> torch.Tensor:
         """Template-averaged, renormalised class embeddings [C, D]."""
-        return F.normalize(self.prompt_embeddings(classnames, templates).mean(dim=1), dim=-1)
+        return average_prompts(self.prompt_embeddings(classnames, templates))
 
     def gflops_per_image(self) -> float:
         """GFLOPs of one image forward, counted with the model in training mode (FlopCounterMode
         misses nn.MultiheadAttention's inference fast path)."""
         return count_gflops(self.model.visual, torch.zeros(1, 3, self.image_size, self.image_size, device=self.device))
+
+
+def average_prompts(prompts: torch.Tensor) -> torch.Tensor:
+    """Class embeddings [C, D] from prompt embeddings [C, T, D]: the template mean, renormalised."""
+    return F.normalize(prompts.mean(dim=1), dim=-1)
 
 
 def count_gflops(module: torch.nn.Module, *inputs) -> float:

@@ -11,7 +11,7 @@ import click
 from clevr_ds.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
 
-from .recipe import FUSION_SIZES, LOSS_KINDS, PATCH_MODES, SCHEMES, FusionRecipe, LossConfig, TrainConfig
+from .recipe import FUSION_SIZES, LOSS_KINDS, PATCH_MODES, QUERY_SETS, SCHEMES, FusionRecipe, LossConfig, TrainConfig
 from .registry import DEFAULT_FUSION_CHECKPOINT
 
 RAY_FEATURES = "Ray actors that extract the features missing from the cache (one GPU each when the cluster has GPUs, else one CPU)"
@@ -95,6 +95,9 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
               help="class names, one a line (required for a plain image folder; overrides CLEVR-DS's)")
 @click.option("--templates", default=RECIPE.templates, show_default=True,
               help="prompt templates: openai80, short, plain, photo")
+@click.option("--queries", type=click.Choice(QUERY_SETS), default=RECIPE.queries, show_default=True,
+              help="text queries of the text terms: every (class, template) prompt, the template-averaged "
+                   "class embeddings (the benchmark's queries), or both")
 @click.option("--scheme", type=click.Choice(SCHEMES), default=RECIPE.scheme, show_default=True)
 @click.option("--k", type=click.IntRange(1, 30), default=RECIPE.k, show_default=True)
 @click.option("--size", type=click.Choice(list(FUSION_SIZES)), default=RECIPE.size, show_default=True)

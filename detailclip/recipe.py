@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 PATCH_MODES = ("all", "sample")
 LOSS_KINDS = ("mse", "l1")
 SCHEMES = ("cc", "grid")
+QUERY_SETS = ("prompts", "classes", "both")  # text queries: every (class, template) prompt, the template-averaged classes, or both
 FUSION_SIZES: dict[str, dict] = {  # the fusion transformer's sizes (detailclip.fusion)
     "tiny": {"heads": 2, "encoder_layers": 3, "decoder_layers": 3},
     "small": {"heads": 4, "encoder_layers": 6, "decoder_layers": 6},
@@ -67,6 +68,7 @@ class FusionRecipe:
     pretrained: str | None = None
     image_size: int | None = None  # force the backbone's input size
     templates: str = "openai80"
+    queries: str = "prompts"
     scheme: str = "cc"
     k: int = 10
     size: str = "tiny"
@@ -76,6 +78,8 @@ class FusionRecipe:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
+        if self.queries not in QUERY_SETS:
+            raise ValueError(f"unknown query set {self.queries!r} (known: {', '.join(QUERY_SETS)})")
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown patch scheme {self.scheme!r} (known: {', '.join(SCHEMES)})")
         if self.size not in FUSION_SIZES:

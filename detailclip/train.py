@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from clevr_ds.atomic import atomic_path
 
-from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, load_backbone
+from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, average_prompts, load_backbone
 from .checkpoint import load_torch_file, save_checkpoint
 from .data import data_hash, load_training_data
 from .encode import collate
@@ -292,7 +292,7 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
                              device=device, seed=seed, image_size=recipe.image_size)
     if backbone.untrained_warning and warn is not None:
         warn(backbone.untrained_warning)
-    text_queries = backbone.prompt_embeddings(train_set.classes, recipe.templates).flatten(0, 1)
+    text_queries = training_queries(backbone.prompt_embeddings(train_set.classes, recipe.templates), recipe.queries)
     extract = dict(scheme=recipe.scheme, k=recipe.k, cache_dir=cache_dir, batch_size=extract_batch,
                    progress=progress, cluster=cluster)
     train_items = extract_features(backbone, train_set.paths, **extract)
@@ -302,6 +302,7 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
         "backbone": backbone.name, "pretrained": backbone.pretrained, "untrained": backbone.untrained,
         "backbone_seed": seed, "image_size": recipe.image_size, "scheme": recipe.scheme, "k": recipe.k,
         "antialias": True, "size": recipe.size, "embed_dim": backbone.embed_dim, "templates": recipe.templates,
+        "queries": recipe.queries,
         "classes": train_set.classes, "num_queries": int(text_queries.shape[0]),
         "data": train_set.source, "val_data": val_set.source if val_set else None,
         "data_hash": data_hash([i.image_hash for i in train_items], train_set.classes),
@@ -314,6 +315,14 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
                              level_embedding=recipe.level_embedding)
     return train_fusion(model, train_items, val_items, text_queries, recipe.train, Path(out), run_config,
                         backbone.device, resume=resume, progress=progress)
+
+
+def training_queries(prompts: torch.Tensor, queries: str) -> torch.Tensor:
+    """The text terms' queries [Q, D] from the prompt embeddings [C, T, D]: every prompt ("prompts"),
+    the template-averaged, renormalised class embeddings ("classes", the benchmark's queries) or both."""
+    sets = {"prompts": [prompts.flatten(0, 1)], "classes": [average_prompts(prompts)]}
+    sets["both"] = sets["prompts"] + sets["classes"]
+    return torch.cat(sets[queries])
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:

@@ -92,6 +92,7 @@ def test_train_defaults_are_the_shipped_fusion_recipe():
     fusion = config["fusion"]
     assert (fusion["dropout"], fusion["norm_first"], fusion.get("level_embedding", False)) == (
         recipe.dropout, recipe.pre_norm, recipe.level_embedding)
+    assert config.get("queries", "prompts") == recipe.queries  # checkpoints before --queries used every prompt
     assert (recipe.backbone, recipe.pretrained) == (None, None)  # the shipped backbone, as the checkpoint's:
     assert (config["backbone"], config["pretrained"], config["untrained"]) == (DEFAULT_BACKBONE, DEFAULT_PRETRAINED,
                                                                                False)

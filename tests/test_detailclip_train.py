@@ -12,6 +12,7 @@ from clevr_ds.vocab import Vocabulary
 from detailclip.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from detailclip.commands import encode, train
 from detailclip.fusion import build_fusion
+from detailclip.recipe import FusionRecipe
 
 TINY = ["--backbone", "tiny-clip-vit-p8-32", "--pretrained", "none", "--size", "tiny", "--k", "4",
         "--templates", "short", "--batch-size", "4", "--quiet"]
@@ -90,7 +91,8 @@ def test_train_on_clevr_ds_then_encode(clevr_dir, tmp_path):
 def _check_val_fidelity(config, fused, val_paths):
     """The recorded val_corr / val_mae / val_rank_corr, derived by hand: numpy Pearson and mean
     absolute error, scipy Spearman per query, between the fused vectors' similarities and the CC-max
-    teacher (max over each image's patches), with the text queries from a direct open_clip forward."""
+    teacher (max over each image's patches), with the text queries from a direct open_clip forward:
+    every (class, template) prompt, and/or each class's template mean renormalised in numpy."""
     import open_clip
     from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
     from scipy.stats import spearmanr
@@ -101,7 +103,11 @@ def _check_val_fidelity(config, fused, val_paths):
     backbone = load_backbone(config["backbone"], "none", device="cpu", seed=config.get("backbone_seed", 0))
     tokens = open_clip.get_tokenizer(config["backbone"])([t(c) for c in config["classes"] for t in SIMPLE_IMAGENET_TEMPLATES])
     with torch.no_grad():
-        queries = torch.nn.functional.normalize(backbone.model.encode_text(tokens).float(), dim=-1).numpy()
+        prompts = torch.nn.functional.normalize(backbone.model.encode_text(tokens).float(), dim=-1).numpy()
+    means = prompts.reshape(len(config["classes"]), len(SIMPLE_IMAGENET_TEMPLATES), -1).mean(axis=1)
+    classes = means / np.linalg.norm(means, axis=1, keepdims=True)
+    queries = {"prompts": prompts, "classes": classes, "both": np.concatenate([prompts, classes])}[config["queries"]]
+    assert config["num_queries"] == len(queries)
     items = extract_features(backbone, val_paths, scheme="cc", k=config["k"], progress=False)
     teacher = np.stack([(item.data.astype(np.float64) @ queries.T).max(0) for item in items])
     student = fused.astype(np.float64) @ queries.T
@@ -110,6 +116,24 @@ def _check_val_fidelity(config, fused, val_paths):
     assert metrics["val_mae"] == pytest.approx(np.abs(student - teacher).mean(), abs=1e-4)
     rank = np.mean([spearmanr(student[:, q], teacher[:, q])[0] for q in range(queries.shape[0])])
     assert metrics["val_rank_corr"] == pytest.approx(rank, abs=1e-4)
+
+
+def test_train_on_the_benchmark_class_queries(clevr_dir, tmp_path):
+    """--queries both: the text terms use every prompt and the template-averaged class embeddings
+    (the benchmark's queries); the recorded val fidelity is over all of them."""
+    out = tmp_path / "both.pt"
+    result = _run(train, ["--data", clevr_dir, "--epochs", "2", "--queries", "both", "--out", out, *TINY])
+    assert result.exception is None, result.output
+    _, config = load_checkpoint(out, device="cpu")
+    assert config["queries"] == "both" and config["num_queries"] == 24 * 7 + 24
+    vectors = tmp_path / "vectors.npz"
+    assert _run(encode, ["--checkpoint", out, "--images", clevr_dir / "images" / "val", "--out", vectors,
+                         "--quiet"]).exception is None
+    _check_val_fidelity(config, np.load(vectors)["vectors"], sorted((clevr_dir / "images" / "val").glob("*.png")))
+    unknown = _run(train, ["--data", clevr_dir, "--queries", "captions", "--out", tmp_path / "x.pt", *TINY])
+    assert "'captions' is not one of 'prompts', 'classes', 'both'" in unknown.exception.format_message()
+    with pytest.raises(ValueError, match=r"^unknown query set 'captions' \(known: prompts, classes, both\)$"):
+        FusionRecipe(queries="captions")
 
 
 def test_train_on_a_plain_folder_resumes(folder, tmp_path):
