@@ -22,8 +22,8 @@ FUSION_SIZES: dict[str, dict] = {  # the fusion transformer's sizes (detailclip.
 class LossConfig:
     """Weights and settings of the distillation terms (detailclip.losses)."""
 
-    text_weight: float = 1.0
-    patch_weight: float = 0.25
+    text_weight: float = 0.25
+    patch_weight: float = 0.0
     kind: str = "mse"
     scale: float = 100.0
     patch_mode: str = "sample"

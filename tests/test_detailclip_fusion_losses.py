@@ -129,10 +129,10 @@ def test_loss_weights_select_the_parts():
                              LossConfig(text_weight=2.0, patch_weight=0.5, patch_mode="all", rank_weight=0.0))
     torch.testing.assert_close(both["loss"], 2.0 * both["text"] + 0.5 * both["patch"])
     ranked = distillation_loss(fused, features, None, levels, queries, targets,
-                               LossConfig(patch_weight=0.0, rank_weight=3.0, rank_temperature=0.05))
+                               LossConfig(text_weight=0.5, patch_weight=0.0, rank_weight=3.0, rank_temperature=0.05))
     assert set(ranked) == {"text", "rank", "loss"}
     torch.testing.assert_close(ranked["rank"], text_ranking_loss(fused, queries, targets, 0.05))
-    torch.testing.assert_close(ranked["loss"], ranked["text"] + 3.0 * ranked["rank"])
+    torch.testing.assert_close(ranked["loss"], 0.5 * ranked["text"] + 3.0 * ranked["rank"])
 
 
 def test_text_ranking_loss_compares_rankings_not_levels():

@@ -1,0 +1,121 @@
+"""How far one vector per image can go under the fusion's training objective (issue #14).
+
+    python benchmarks/objective_ceiling.py --data DIR --split val --scores RUN.scores.npz
+        [--cache-dir DIR] [--variant text_weight=0.25,patch_weight=0 ...] [--steps 1500] [--quiet]
+
+For each variant of the distillation loss (detailclip.recipe.LossConfig fields, plus batch_size;
+the shipped recipe first), fits a free vector to every image of the split, with no fusion model and
+so no generalisation: Adam on the loss against the Complete Cover teacher, in random batches as in
+training. The benchmark's class queries then rank the images by those vectors, and mAP overall and
+per scale bucket comes from the labels of a saved bench run of the same split (any method's
+`.scores.npz`). A fusion trained with a loss reaches on this split at most about its ceiling here;
+a larger model or more data cannot lift a student above what its objective allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark.evaluation import evaluate  # noqa: E402
+from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, average_prompts, load_backbone  # noqa: E402
+from detailclip.data import clevr_split  # noqa: E402
+from detailclip.features import extract_features  # noqa: E402
+from detailclip.losses import distillation_loss  # noqa: E402
+from detailclip.recipe import FusionRecipe, LossConfig  # noqa: E402
+from detailclip.train import FeatureBank, teacher_targets, text_pair_weights  # noqa: E402
+
+RECIPE = FusionRecipe()
+
+
+def parse_variant(text: str) -> tuple[LossConfig, int]:
+    """'text_weight=0.25,batch_size=64' -> (the shipped loss with those fields, batch size)."""
+    known = {f.name: f.type for f in fields(LossConfig) if f.type in ("float", "str")} | {"batch_size": "int"}
+    changes, batch = {}, RECIPE.train.batch_size
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in known or not value:
+            raise SystemExit(f"error: bad variant item {item!r} (KEY=VALUE, keys: {', '.join(sorted(known))})")
+        try:
+            if key == "batch_size":
+                batch = int(value)
+            else:
+                changes[key] = value if known[key] == "str" else float(value)
+        except ValueError:
+            raise SystemExit(f"error: {key} must be {'an integer' if key == 'batch_size' else 'a number'}, not {value!r}") from None
+    try:
+        return replace(RECIPE.train.loss, **changes), batch
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def fit_free_vectors(bank: FeatureBank, queries: torch.Tensor, loss: LossConfig, batch: int, steps: int,
+                     lr: float, seed: int) -> torch.Tensor:
+    """One unit vector per image [N, D] minimising `loss` against the teacher, started at the whole
+    image; Adam with cosine decay."""
+    targets = teacher_targets(bank, queries, loss.teacher_levels)
+    weights = text_pair_weights(bank, queries, targets, loss)
+    vectors = bank.features[:, 0].float().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([vectors], lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)  # decays to 0: the vectors settle
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        ids = torch.randperm(len(bank), generator=generator)[:batch]
+        features, padding, levels = bank.batch(ids)
+        parts = distillation_loss(F.normalize(vectors[ids], dim=-1), features, padding, levels, queries,
+                                  targets[ids], loss, generator, weights[ids] if weights is not None else None)
+        optimizer.zero_grad()
+        parts["loss"].backward()
+        optimizer.step()
+        schedule.step()
+    return F.normalize(vectors.detach(), dim=-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="CLEVR-DS folder")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--scores", type=Path, required=True, help="a bench run's .scores.npz of that split (labels)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache")
+    parser.add_argument("--variant", action="append", default=[], help="KEY=VALUE,... (repeatable)")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args()
+    variants = [("shipped", parse_variant(""))] + [(v, parse_variant(v)) for v in args.variant]
+    images = clevr_split(args.data, args.split)
+    try:
+        with np.load(args.scores) as saved:
+            labels = {k: saved[k] for k in ("images", "classes", "labels_overall", "labels_buckets", "bucket_names", "k")}
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"error: cannot read the labels of {args.scores}: {e}") from None
+    if [p.name for p in images.paths] != labels["images"].tolist() or images.classes != labels["classes"].tolist():
+        raise SystemExit(f"error: {args.scores} is a run of other images or classes than {args.data} {args.split}")
+    backbone = load_backbone(DEFAULT_BACKBONE, DEFAULT_PRETRAINED, seed=RECIPE.train.seed)
+    prompts = backbone.prompt_embeddings(images.classes, RECIPE.templates).float()
+    bank = FeatureBank.from_items(extract_features(backbone, images.paths, RECIPE.scheme, RECIPE.k, args.cache_dir,
+                                                   progress=not args.quiet),
+                                  backbone.device)
+    queries, class_queries = prompts.flatten(0, 1).to(backbone.device), average_prompts(prompts).to(backbone.device)
+    names = labels["bucket_names"].tolist()
+    print(f"{args.split}: {len(bank)} images; mAP of free vectors fitted to each loss ({args.steps} steps)")
+    print(f"{'variant':<44} {'overall':>8} " + " ".join(f"{n:>14}" for n in names))
+    for name, (loss, batch) in variants:
+        vectors = fit_free_vectors(bank, queries, loss, batch, args.steps, args.lr, args.seed)
+        metrics = evaluate((vectors @ class_queries.T).T.cpu().numpy(), images.classes, labels["labels_overall"],
+                           names, labels["labels_buckets"], int(labels["k"]))
+        row = [metrics["overall"]["mAP"]] + [metrics["buckets"][n]["mAP"] for n in names]
+        print(f"{name:<44} " + " ".join(f"{v:>{8 if i == 0 else 14}.3f}" for i, v in enumerate(row)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
