@@ -26,6 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.evaluation import evaluate  # noqa: E402
+from clevr_ds.dataset import DatasetError  # noqa: E402
 from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, average_prompts, load_backbone  # noqa: E402
 from detailclip.data import clevr_split  # noqa: E402
 from detailclip.features import extract_features  # noqa: E402
@@ -92,7 +93,10 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args()
     variants = [("shipped", parse_variant(""))] + [(v, parse_variant(v)) for v in args.variant]
-    images = clevr_split(args.data, args.split)
+    try:
+        images = clevr_split(args.data, args.split)
+    except DatasetError as e:
+        raise SystemExit(f"error: {e}") from None
     try:
         with np.load(args.scores) as saved:
             labels = {k: saved[k] for k in ("images", "classes", "labels_overall", "labels_buckets", "bucket_names", "k")}
