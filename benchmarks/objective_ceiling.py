@@ -39,21 +39,21 @@ RECIPE = FusionRecipe()
 
 def parse_variant(text: str) -> tuple[LossConfig, int]:
     """'text_weight=0.25,batch_size=64' -> (the shipped loss with those fields, batch size)."""
-    known = {f.name: f.type for f in fields(LossConfig) if f.type in ("float", "str")} | {"batch_size": "int"}
-    changes, batch = {}, RECIPE.train.batch_size
+    loss = RECIPE.train.loss
+    known = {f.name: type(getattr(loss, f.name)) for f in fields(LossConfig)
+             if isinstance(getattr(loss, f.name), (float, str))} | {"batch_size": int}
+    changes = {"batch_size": RECIPE.train.batch_size}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
         if key not in known or not value:
             raise SystemExit(f"error: bad variant item {item!r} (KEY=VALUE, keys: {', '.join(sorted(known))})")
         try:
-            if key == "batch_size":
-                batch = int(value)
-            else:
-                changes[key] = value if known[key] == "str" else float(value)
+            changes[key] = known[key](value)
         except ValueError:
-            raise SystemExit(f"error: {key} must be {'an integer' if key == 'batch_size' else 'a number'}, not {value!r}") from None
+            raise SystemExit(f"error: {key} must be {'an integer' if known[key] is int else 'a number'}, not {value!r}") from None
+    batch = changes.pop("batch_size")
     try:
-        return replace(RECIPE.train.loss, **changes), batch
+        return replace(loss, **changes), batch
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
 
