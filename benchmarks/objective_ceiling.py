@@ -3,13 +3,16 @@
     python benchmarks/objective_ceiling.py --data DIR --split val --scores RUN.scores.npz
         [--cache-dir DIR] [--variant text_weight=0.25,patch_weight=0 ...] [--steps 1500] [--quiet]
 
-For each variant of the distillation loss (detailclip.recipe.LossConfig fields, plus batch_size;
-the shipped recipe first), fits a free vector to every image of the split, with no fusion model and
+For each variant of the distillation loss (detailclip.recipe.LossConfig fields, plus batch_size and
+the text query set `queries`; the shipped recipe first), fits a free vector to every image of the split, with no fusion model and
 so no generalisation: Adam on the loss against the Complete Cover teacher, in random batches as in
 training. The benchmark's class queries then rank the images by those vectors, and mAP overall and
 per scale bucket comes from the labels of a saved bench run of the same split (any method's
 `.scores.npz`). A fusion trained with a loss reaches on this split at most about its ceiling here;
-a larger model or more data cannot lift a student above what its objective allows.
+a larger model or more data cannot lift a student above what its objective allows. The first row
+is no fit: unit vectors built to rank the images for every class query exactly as the teacher does
+(possible whenever the classes are no more than the embedding width), so what one vector can hold
+is the teacher's mAP itself.
 """
 
 from __future__ import annotations
@@ -30,32 +33,45 @@ from clevr_ds.dataset import DatasetError  # noqa: E402
 from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, average_prompts, load_backbone  # noqa: E402
 from detailclip.data import clevr_split  # noqa: E402
 from detailclip.features import extract_features  # noqa: E402
-from detailclip.losses import distillation_loss  # noqa: E402
-from detailclip.recipe import FusionRecipe, LossConfig  # noqa: E402
-from detailclip.train import FeatureBank, teacher_targets, text_pair_weights  # noqa: E402
+from detailclip.losses import QueryCalibration, distillation_loss  # noqa: E402
+from detailclip.recipe import QUERY_SETS, FusionRecipe, LossConfig  # noqa: E402
+from detailclip.train import FeatureBank, teacher_targets, text_pair_weights, training_queries  # noqa: E402
 
 RECIPE = FusionRecipe()
 
 
-def parse_variant(text: str) -> tuple[LossConfig, int]:
-    """'text_weight=0.25,batch_size=64' -> (the shipped loss with those fields, batch size)."""
+def parse_variant(text: str) -> tuple[LossConfig, int, str]:
+    """'text_weight=0.25,batch_size=64,queries=classes' -> (the shipped loss with those fields,
+    batch size, query set)."""
     loss = RECIPE.train.loss
     known = {f.name: type(getattr(loss, f.name)) for f in fields(LossConfig)
-             if isinstance(getattr(loss, f.name), (float, str))} | {"batch_size": int}
-    changes = {"batch_size": RECIPE.train.batch_size}
+             if isinstance(getattr(loss, f.name), (float, str, bool))} | {"batch_size": int, "queries": str}
+    changes = {"batch_size": RECIPE.train.batch_size, "queries": RECIPE.queries}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
         if key not in known or not value:
             raise SystemExit(f"error: bad variant item {item!r} (KEY=VALUE, keys: {', '.join(sorted(known))})")
         try:
-            changes[key] = known[key](value)
+            changes[key] = parse_value(known[key], value)
         except ValueError:
-            raise SystemExit(f"error: {key} must be {'an integer' if known[key] is int else 'a number'}, not {value!r}") from None
-    batch = changes.pop("batch_size")
+            expected = {int: "an integer", float: "a number", bool: "true or false"}[known[key]]
+            raise SystemExit(f"error: {key} must be {expected}, not {value!r}") from None
+    batch, queries = changes.pop("batch_size"), changes.pop("queries")
+    if queries not in QUERY_SETS:
+        raise SystemExit(f"error: unknown query set {queries!r} (known: {', '.join(QUERY_SETS)})")
     try:
-        return replace(loss, **changes), batch
+        return replace(loss, **changes), batch, queries
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
+
+
+def parse_value(kind: type, value: str):
+    """A variant's value as its field's type (a bool from true or false); ValueError otherwise."""
+    if kind is not bool:
+        return kind(value)
+    if value.lower() not in ("true", "false"):
+        raise ValueError(value)
+    return value.lower() == "true"
 
 
 def fit_free_vectors(bank: FeatureBank, queries: torch.Tensor, loss: LossConfig, batch: int, steps: int,
@@ -65,19 +81,33 @@ def fit_free_vectors(bank: FeatureBank, queries: torch.Tensor, loss: LossConfig,
     targets = teacher_targets(bank, queries, loss.teacher_levels)
     weights = text_pair_weights(bank, queries, targets, loss)
     vectors = bank.features[:, 0].float().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([vectors], lr=lr)
+    calibration = QueryCalibration(len(queries)).to(vectors.device) if loss.calibrate else None
+    optimizer = torch.optim.Adam([vectors, *(calibration.parameters() if calibration is not None else [])], lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)  # decays to 0: the vectors settle
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         ids = torch.randperm(len(bank), generator=generator)[:batch]
         features, padding, levels = bank.batch(ids)
         parts = distillation_loss(F.normalize(vectors[ids], dim=-1), features, padding, levels, queries,
-                                  targets[ids], loss, generator, weights[ids] if weights is not None else None)
+                                  targets[ids], loss, generator, weights[ids] if weights is not None else None,
+                                  calibration)
         optimizer.zero_grad()
         parts["loss"].backward()
         optimizer.step()
         schedule.step()
     return F.normalize(vectors.detach(), dim=-1)
+
+
+def teacher_in_one_vector(targets: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """Unit vectors [N, D] whose cosines with the Q <= D `queries` [Q, D] are c * (targets - their
+    mean over the images) for one c > 0: every query ranks the images exactly as the teacher's
+    `targets` [N, Q] do. The part in the queries' span solves for the centred targets (least
+    squares, exact for independent queries), scaled to norm <= 1/2; a unit vector orthogonal to that
+    span fills each norm up to 1."""
+    span = (torch.linalg.pinv(queries.float()) @ (targets - targets.mean(dim=0)).T.float()).T
+    span = 0.5 * span / span.norm(dim=-1).max()
+    orthogonal = torch.linalg.svd(queries.float())[2][-1]
+    return span + orthogonal * (1 - span.square().sum(dim=-1, keepdim=True)).sqrt()
 
 
 def main() -> None:
@@ -109,13 +139,19 @@ def main() -> None:
     bank = FeatureBank.from_items(extract_features(backbone, images.paths, RECIPE.scheme, RECIPE.k, args.cache_dir,
                                                    progress=not args.quiet),
                                   backbone.device)
-    queries, class_queries = prompts.flatten(0, 1).to(backbone.device), average_prompts(prompts).to(backbone.device)
+    class_queries = average_prompts(prompts).to(backbone.device)
     names = labels["bucket_names"].tolist()
     print(f"{args.split}: {len(bank)} images; mAP of free vectors fitted to each loss ({args.steps} steps)")
     print(f"{'variant':<44} {'overall':>8} " + " ".join(f"{n:>14}" for n in names))
-    for name, (loss, batch) in variants:
-        vectors = fit_free_vectors(bank, queries, loss, batch, args.steps, args.lr, args.seed)
-        metrics = evaluate((vectors @ class_queries.T).T.cpu().numpy(), images.classes, labels["labels_overall"],
+    rows = []
+    if len(class_queries) < class_queries.shape[1]:  # room for a direction orthogonal to every class
+        teacher = teacher_targets(bank, class_queries, RECIPE.train.loss.teacher_levels)
+        rows.append(("teacher, held exactly by one vector", lambda: teacher_in_one_vector(teacher, class_queries)))
+    rows += [(name, lambda loss=loss, batch=batch, queries=queries: fit_free_vectors(
+        bank, training_queries(prompts, queries).to(backbone.device), loss, batch, args.steps, args.lr, args.seed))
+        for name, (loss, batch, queries) in variants]
+    for name, vectors in rows:
+        metrics = evaluate((vectors() @ class_queries.T).T.cpu().numpy(), images.classes, labels["labels_overall"],
                            names, labels["labels_buckets"], int(labels["k"]))
         row = [metrics["overall"]["mAP"]] + [metrics["buckets"][n]["mAP"] for n in names]
         print(f"{name:<44} " + " ".join(f"{v:>{8 if i == 0 else 14}.3f}" for i, v in enumerate(row)), flush=True)

@@ -106,6 +106,9 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
               help="transformer layer norm placement")
 @click.option("--level-embedding/--no-level-embedding", default=RECIPE.level_embedding, show_default=True,
               help="add a learned vector per Complete Cover level to each patch feature")
+@click.option("--max-directions", type=click.IntRange(0), default=RECIPE.max_directions, show_default=True,
+              help="learned directions of the fusion's max branch (max over patches of each one's similarity, "
+                   "mixed into the fused vector; 0: none)")
 @click.option("--epochs", type=click.IntRange(1), default=TRAINING.epochs, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=TRAINING.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=TRAINING.lr, show_default=True)
@@ -120,6 +123,10 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
               help="weight of the text ranking term (per-query softmax over the batch's images)")
 @click.option("--rank-temperature", type=click.FloatRange(0, min_open=True), default=LOSS.rank_temperature,
               show_default=True)
+@click.option("--corr-weight", type=click.FloatRange(0), default=LOSS.corr_weight, show_default=True,
+              help="weight of the text correlation term (per query, 1 - Pearson correlation over the batch's images)")
+@click.option("--calibrate/--no-calibrate", default=LOSS.calibrate, show_default=True,
+              help="text matching through a learned per-query scale and shift of the fused similarities")
 @click.option("--detail-weight", type=click.FloatRange(0), default=LOSS.detail_weight, show_default=True,
               help="extra text matching weight of pairs whose evidence only small windows see (label-free)")
 @click.option("--teacher-levels", default=_levels_text(LOSS.teacher_levels), show_default=True, callback=_level_list,

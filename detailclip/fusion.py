@@ -5,7 +5,11 @@
   whole-image feature. Width = the backbone's embedding width, MLP = 4 x width, GELU. With
   `level_embedding` a learned vector per Complete Cover level (zero at the start, so training
   starts from the level-blind model) is added to each patch feature: the set stays unordered
-  but is no longer scale-blind.
+  but is no longer scale-blind. With `max_directions` M > 0 a max branch adds W h to the decoder's
+  output, h_j = max over the valid patches of cos(u_j, patch) for M learned directions u_j and W
+  [D, M] zero at the start (so training starts from the model without it): the teacher's own
+  operation (max over patches of a query's similarity), which attention pools only softly and with
+  few heads.
 - MeanFusion: the parameter-free mean of the patch features.
 Both return L2-normalised [B, D] vectors in CLIP space.
 """
@@ -24,7 +28,8 @@ MAX_LEVELS = 16  # level embeddings; deeper levels (none at k <= 30) share the l
 
 class FusionTransformer(nn.Module):
     def __init__(self, dim: int, heads: int, encoder_layers: int, decoder_layers: int, mlp_ratio: float = 4.0,
-                 dropout: float = 0.1, norm_first: bool = False, level_embedding: bool = False):
+                 dropout: float = 0.1, norm_first: bool = False, level_embedding: bool = False,
+                 max_directions: int = 0):
         super().__init__()
         layer = dict(d_model=dim, nhead=heads, dim_feedforward=int(dim * mlp_ratio), dropout=dropout,
                      activation="gelu", batch_first=True, norm_first=norm_first)
@@ -34,19 +39,33 @@ class FusionTransformer(nn.Module):
         self.levels = nn.Embedding(MAX_LEVELS, dim) if level_embedding else None
         if self.levels is not None:
             nn.init.zeros_(self.levels.weight)
+        self.directions = nn.Parameter(torch.randn(max_directions, dim)) if max_directions else None
+        self.max_mix = nn.Linear(max_directions, dim, bias=False) if max_directions else None
+        if self.max_mix is not None:
+            nn.init.zeros_(self.max_mix.weight)
 
     def forward(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 levels: torch.Tensor | None = None) -> torch.Tensor:
         """patch_features [B, P, D]; padding_mask [B, P] True where a slot is padding; levels [B, P]
         the patches' Complete Cover levels (needed with level embeddings; padding slots any value)."""
+        inputs = patch_features
         if self.levels is not None:
             if levels is None:
                 raise ValueError("this fusion model has level embeddings: pass the patch levels")
-            patch_features = patch_features + self.levels(levels.clamp(0, MAX_LEVELS - 1)).to(patch_features.dtype)
-        query = patch_features[:, :1]
-        memory = self.encoder(patch_features, src_key_padding_mask=padding_mask)
-        fused = self.decoder(query, memory, memory_key_padding_mask=padding_mask)
-        return F.normalize(fused[:, 0].float(), dim=-1)
+            inputs = inputs + self.levels(levels.clamp(0, MAX_LEVELS - 1)).to(inputs.dtype)
+        memory = self.encoder(inputs, src_key_padding_mask=padding_mask)
+        fused = self.decoder(inputs[:, :1], memory, memory_key_padding_mask=padding_mask)[:, 0].float()
+        if self.directions is not None:
+            fused = fused + self.max_mix(self._max_similarity(patch_features, padding_mask))
+        return F.normalize(fused, dim=-1)
+
+    def _max_similarity(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+        """h [B, M]: per direction, the max over the valid patches of cos(direction, patch)."""
+        sims = torch.einsum("bpd,md->bmp", F.normalize(patch_features.float(), dim=-1),
+                            F.normalize(self.directions.float(), dim=-1))
+        if padding_mask is not None:
+            sims = sims.masked_fill(padding_mask[:, None, :], -1.0)
+        return sims.amax(dim=-1)
 
 
 class MeanFusion(nn.Module):
@@ -66,7 +85,7 @@ def fusion_config(size: str, dim: int, **overrides) -> dict:
     if size == "mean":
         return {"size": "mean", "dim": int(dim)}
     config = {"size": size, "dim": int(dim), **FUSION_SIZES[size], "mlp_ratio": 4.0, "dropout": 0.1,
-              "norm_first": False, "level_embedding": False}
+              "norm_first": False, "level_embedding": False, "max_directions": 0}
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown fusion options {sorted(unknown)}")
@@ -78,7 +97,8 @@ def fusion_config(size: str, dim: int, **overrides) -> dict:
 
 def build_fusion(size: str, dim: int, **overrides) -> nn.Module:
     """A fusion model by size name ("tiny", "small", "base", "mean") for D = dim features;
-    overrides: heads, encoder_layers, decoder_layers, mlp_ratio, dropout, norm_first, level_embedding."""
+    overrides: heads, encoder_layers, decoder_layers, mlp_ratio, dropout, norm_first, level_embedding,
+    max_directions."""
     config = fusion_config(size, dim, **overrides)
     return build_fusion_from_config(config)
 

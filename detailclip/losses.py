@@ -10,6 +10,16 @@ s(q, i) = cos(q, fused_i); loss = scale * MSE (or L1) over all (q, i).
 - Text ranking (optional): per text query, the batch's images as a softmax of similarity /
   temperature, the fused against the teacher's (KL divergence): weighs the top of each retrieval
   ranking, which mAP rewards, where the matching losses weigh every (query, image) pair alike.
+- Calibration (optional): text matching compares the targets with a learned per-query affine map
+  of the fused similarities (QueryCalibration, identity at the start) instead of the similarities
+  themselves. Retrieval ranks the images of a query by similarity, which such a map leaves alone;
+  a unit vector often cannot reach the absolute similarities, whose spread across images exceeds
+  what its norm allows.
+- Text correlation (optional): per text query, 1 - Pearson correlation across the batch's images
+  between fused and teacher similarities. A query's ranking, all that retrieval scores, is blind to
+  an affine map of its similarities; this term is blind to it too, so one unit vector can meet it
+  exactly for up to D queries in general position (it cannot, in general, reproduce the absolute
+  similarities that the matching and ranking terms ask for).
 - Detail weighting (optional, label-free): the text matching term of a (query, image) pair weighs
   1 + detail_weight * max(0, z), z the pair's detail gain (teacher target minus the whole image's
   similarity) standardised per query over the training images: pairs whose evidence only a small
@@ -20,6 +30,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from torch import nn
 
 from .recipe import LossConfig
 
@@ -45,11 +57,28 @@ def max_patch_similarity(patch_features: torch.Tensor, queries: torch.Tensor,
     return sims.amax(dim=-1)
 
 
+class QueryCalibration(nn.Module):
+    """A per-query affine map of similarities [B, Q] -> scale_q * s + shift_q (scale = exp of a
+    learned log, so it stays positive and the rankings stay as they are); the identity at the start."""
+
+    def __init__(self, queries: int):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(queries))
+        self.shift = nn.Parameter(torch.zeros(queries))
+
+    def forward(self, similarities: torch.Tensor) -> torch.Tensor:
+        return similarities * self.log_scale.exp() + self.shift
+
+
 def text_matching_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor, kind: str = "mse",
-                       scale: float = 100.0, weight: torch.Tensor | None = None) -> torch.Tensor:
+                       scale: float = 100.0, weight: torch.Tensor | None = None,
+                       calibration: QueryCalibration | None = None) -> torch.Tensor:
     """fused [B, D]; queries [Q, D]; targets [B, Q] (max_patch_similarity, precomputable); weight
-    [B, Q] per pair (None: all alike)."""
-    return similarity_loss(fused.float() @ queries.float().T, targets, kind, scale, weight)
+    [B, Q] per pair (None: all alike); `calibration` maps the fused similarities first."""
+    similarities = fused.float() @ queries.float().T
+    if calibration is not None:
+        similarities = calibration(similarities)
+    return similarity_loss(similarities, targets, kind, scale, weight)
 
 
 def detail_weights(targets: torch.Tensor, whole: torch.Tensor, detail_weight: float) -> torch.Tensor:
@@ -67,6 +96,14 @@ def text_ranking_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch
     student = F.log_softmax(fused.float() @ queries.float().T / temperature, dim=0)
     teacher = F.log_softmax(targets.float() / temperature, dim=0)
     return F.kl_div(student, teacher, log_target=True, reduction="sum") / queries.shape[0]
+
+
+def text_correlation_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over queries of 1 - Pearson correlation, across the batch's images, between cos(query,
+    fused) and the targets [B, Q]."""
+    student = fused.float() @ queries.float().T
+    centred = [x - x.mean(dim=0) for x in (student, targets.float())]
+    return (1 - F.cosine_similarity(*centred, dim=0, eps=1e-8)).mean()
 
 
 def patch_matching_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding_mask: torch.Tensor | None = None,
@@ -110,19 +147,25 @@ def distillation_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding
                       levels: torch.Tensor | None, text_queries: torch.Tensor | None,
                       text_targets: torch.Tensor | None, config: LossConfig,
                       generator: torch.Generator | None = None,
-                      text_pair_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The weighted sum of the text matching, text ranking and patch matching losses, with its parts;
-    `text_pair_weights` [B, Q] weigh the text matching pairs (detail_weights)."""
+                      text_pair_weights: torch.Tensor | None = None,
+                      calibration: QueryCalibration | None = None) -> dict[str, torch.Tensor]:
+    """The weighted sum of the text matching, ranking and correlation and the patch matching losses,
+    with its parts;
+    `text_pair_weights` [B, Q] weigh the text matching pairs (detail_weights); `calibration` (with
+    `config.calibrate`) maps the fused similarities of the text matching term."""
     parts = {}
     if config.text_weight and text_queries is not None:
         parts["text"] = text_matching_loss(fused, text_queries, text_targets, config.kind, config.scale,
-                                           text_pair_weights)
+                                           text_pair_weights, calibration if config.calibrate else None)
     if config.rank_weight and text_queries is not None:
         parts["rank"] = text_ranking_loss(fused, text_queries, text_targets, config.rank_temperature)
+    if config.corr_weight and text_queries is not None:
+        parts["corr"] = text_correlation_loss(fused, text_queries, text_targets)
     if config.patch_weight:
         parts["patch"] = patch_matching_loss(fused, patch_features, padding_mask, levels, config.patch_mode,
                                              config.kind, config.scale, generator)
-    weights = {"text": config.text_weight, "rank": config.rank_weight, "patch": config.patch_weight}
+    weights = {"text": config.text_weight, "rank": config.rank_weight, "corr": config.corr_weight,
+               "patch": config.patch_weight}
     parts["loss"] = sum(weights[name] * value for name, value in parts.items())
     return parts
 

@@ -29,6 +29,8 @@ class LossConfig:
     patch_mode: str = "sample"
     rank_weight: float = 3.0
     rank_temperature: float = 0.02
+    corr_weight: float = 0.0
+    calibrate: bool = False  # text matching through a learned per-query affine map (losses.QueryCalibration)
     detail_weight: float = 4.0
     teacher_levels: tuple[int, ...] | None = None  # Complete Cover levels the text targets max over (None: all)
 
@@ -75,6 +77,7 @@ class FusionRecipe:
     dropout: float = 0.1
     pre_norm: bool = False
     level_embedding: bool = False
+    max_directions: int = 0  # the fusion's max branch (detailclip.fusion; 0: none)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):

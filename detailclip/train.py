@@ -24,7 +24,7 @@ from .checkpoint import load_torch_file, save_checkpoint
 from .data import data_hash, load_training_data
 from .encode import collate
 from .features import PatchFeatures, extract_features
-from .losses import detail_weights, distillation_loss, fidelity, max_patch_similarity
+from .losses import QueryCalibration, detail_weights, distillation_loss, fidelity, max_patch_similarity
 from .fusion import build_fusion
 from .recipe import FusionRecipe, LossConfig, TrainConfig
 
@@ -108,7 +108,11 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
         total = config.epochs * self.steps_per_epoch
         warmup_steps = max(1, round(config.warmup * total))
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.calibration = QueryCalibration(len(self.queries)).to(device) if config.loss.calibrate else None
+        groups = [{"params": model.parameters()}]
+        if self.calibration is not None:  # a calibration decays toward nothing: it is the loss's, not the model's
+            groups.append({"params": self.calibration.parameters(), "weight_decay": 0.0})
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, total, warmup_steps))
         fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
@@ -124,7 +128,7 @@ class Trainer:
             fused = self.model(features, padding, levels)
         weights = self.train_weights[ids] if self.train_weights is not None else None
         return distillation_loss(fused.float(), features, padding, levels, self.queries, self.train_targets[ids],
-                                 self.config.loss, self.generator, weights)
+                                 self.config.loss, self.generator, weights, self.calibration)
 
     def train_epoch(self, progress: bool) -> dict:
         self.model.train()
@@ -162,7 +166,7 @@ class Trainer:
             fused_all.append(fused)
             weights = self.val_weights[ids] if self.val_weights is not None else None
             parts = distillation_loss(fused, features, padding, levels, self.queries, self.val_targets[ids],
-                                      self.config.loss, generator, weights)
+                                      self.config.loss, generator, weights, self.calibration)
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value) * len(ids)
         metrics = {f"val_{k}": v / len(self.val) for k, v in sums.items()}
@@ -173,11 +177,14 @@ class Trainer:
         return {"format": STATE_FORMAT, "epoch": self.epoch, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(), "best": self.best,
-                "stale_epochs": self.stale_epochs, "log": self.log, "run_config": self.run_config, "torch_rng": torch.get_rng_state()}
+                "stale_epochs": self.stale_epochs, "log": self.log, "run_config": self.run_config, "torch_rng": torch.get_rng_state(),
+                "calibration": self.calibration.state_dict() if self.calibration is not None else None}
 
     def load_state(self, state: dict) -> None:
         self.epoch = state["epoch"]
         self.model.load_state_dict(state["model"])
+        if self.calibration is not None:
+            self.calibration.load_state_dict(state["calibration"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -312,7 +319,7 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_fusion(recipe.size, backbone.embed_dim, dropout=recipe.dropout, norm_first=recipe.pre_norm,
-                             level_embedding=recipe.level_embedding)
+                             level_embedding=recipe.level_embedding, max_directions=recipe.max_directions)
     return train_fusion(model, train_items, val_items, text_queries, recipe.train, Path(out), run_config,
                         backbone.device, resume=resume, progress=progress)
 

@@ -1,5 +1,7 @@
 """Fusion models, distillation losses and a toy training run."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +9,9 @@ import torch.nn.functional as F
 
 from detailclip.features import PatchFeatures
 from detailclip.fusion import build_fusion
-from detailclip.losses import (LossConfig, detail_weights, distillation_loss, fidelity, max_patch_similarity,
-                               patch_matching_loss, sample_per_level, text_matching_loss, text_ranking_loss)
+from detailclip.losses import (LossConfig, QueryCalibration, detail_weights, distillation_loss, fidelity, max_patch_similarity,
+                               patch_matching_loss, sample_per_level, text_correlation_loss, text_matching_loss,
+                               text_ranking_loss)
 from detailclip.train import Trainer, TrainConfig
 
 DIM = 32
@@ -151,6 +154,79 @@ def test_text_ranking_loss_compares_rankings_not_levels():
     teacher = torch.softmax(targets / 0.1, dim=0)
     expected = (teacher * (teacher.log() - student)).sum(dim=0).mean()
     torch.testing.assert_close(text_ranking_loss(other, queries, targets, 0.1), expected)
+
+
+def test_text_correlation_loss_is_one_minus_pearson_per_query():
+    generator = torch.Generator().manual_seed(6)
+    fused = F.normalize(torch.randn(7, DIM, generator=generator), dim=-1)
+    queries = F.normalize(torch.randn(5, DIM, generator=generator), dim=-1)
+    targets = torch.rand(7, 5, generator=generator)
+    student = (fused @ queries.T).numpy()
+    expected = np.mean([1 - np.corrcoef(student[:, q], targets[:, q].numpy())[0, 1] for q in range(5)])
+    assert float(text_correlation_loss(fused, queries, targets)) == pytest.approx(expected, abs=1e-5)
+    parts = distillation_loss(fused, _features(7), None, None, queries, targets,
+                              LossConfig(text_weight=0.0, rank_weight=0.0, corr_weight=2.0))
+    assert set(parts) == {"corr", "loss"}
+    torch.testing.assert_close(parts["loss"], 2.0 * parts["corr"])
+
+
+def test_one_unit_vector_meets_the_correlation_term_where_matching_and_ranking_cannot():
+    """The teacher's similarities of 6 queries (targets spread far beyond what a unit vector reaches
+    in absolute terms), rebuilt up to a per-query affine map by unit vectors: their component in the
+    queries' span reproduces targets - mean scaled down, a component orthogonal to it evens the norms."""
+    generator = torch.Generator().manual_seed(7)
+    queries = F.normalize(torch.randn(6, DIM, generator=generator), dim=-1)
+    targets = 3.0 * torch.rand(8, 6, generator=generator)
+    span = torch.linalg.pinv(queries) @ (targets - targets.mean(dim=0)).T  # [D, 8]: queries @ span = centred targets
+    span = 0.5 * span / span.norm(dim=0).max()
+    orthogonal = torch.linalg.svd(queries)[2][-1]  # a unit vector orthogonal to every query
+    fused = (span + orthogonal[:, None] * (1 - span.norm(dim=0) ** 2).sqrt()).T
+    torch.testing.assert_close(fused.norm(dim=-1), torch.ones(8))
+    assert float(text_correlation_loss(fused, queries, targets)) < 1e-5
+    assert float(text_ranking_loss(fused, queries, targets)) > 0.1
+    assert float(text_matching_loss(fused, queries, targets)) > 1.0
+
+
+def test_calibrated_text_matching_compares_an_affine_map_of_the_similarities():
+    generator = torch.Generator().manual_seed(8)
+    fused = F.normalize(torch.randn(5, DIM, generator=generator), dim=-1)
+    queries = F.normalize(torch.randn(4, DIM, generator=generator), dim=-1)
+    calibration = QueryCalibration(4)
+    targets = torch.rand(5, 4, generator=generator)
+    # the identity at the start
+    torch.testing.assert_close(text_matching_loss(fused, queries, targets, calibration=calibration),
+                               text_matching_loss(fused, queries, targets))
+    scale, shift = torch.tensor([0.5, 1.0, 2.0, 4.0]), torch.tensor([0.1, -0.2, 0.0, 0.3])
+    with torch.no_grad():
+        calibration.log_scale.copy_(scale.log())
+        calibration.shift.copy_(shift)
+    similarities = (fused @ queries.T).numpy()
+    expected = 100.0 * np.mean((similarities * scale.numpy() + shift.numpy() - targets.numpy()) ** 2)
+    loss = text_matching_loss(fused, queries, targets, calibration=calibration).detach()
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    # targets that are such a map of the fused similarities are met exactly; only with config.calibrate
+    exact = torch.from_numpy(similarities) * scale + shift
+    config = LossConfig(text_weight=1.0, rank_weight=0.0, detail_weight=0.0, calibrate=True)
+    met = distillation_loss(fused, _features(5), None, None, queries, exact, config, calibration=calibration)
+    assert float(met["text"].detach()) < 1e-9
+    ignored = distillation_loss(fused, _features(5), None, None, queries, exact, replace(config, calibrate=False),
+                                calibration=calibration)
+    assert float(ignored["text"].detach()) > 1e-3
+
+
+def test_the_trainer_learns_a_calibration_and_resumes_it(tmp_path):
+    items = [PatchFeatures(f"toy{i}", f"h{i}", _features(1, seed=i)[0].numpy().astype(np.float16),
+                           LEVELS.numpy().astype(np.int16)) for i in range(8)]
+    queries = F.normalize(torch.randn(5, DIM, generator=torch.Generator().manual_seed(9)), dim=-1)
+    config = TrainConfig(epochs=1, batch_size=4, patience=0, loss=LossConfig(calibrate=True))
+    trainer = Trainer(build_fusion("tiny", DIM), items, items[:4], queries, config, torch.device("cpu"), {})
+    trainer.train_epoch(progress=False)
+    assert trainer.calibration.log_scale.abs().sum() > 0 and trainer.calibration.shift.abs().sum() > 0
+    assert trainer.optimizer.param_groups[1]["weight_decay"] == 0.0
+    again = Trainer(build_fusion("tiny", DIM), items, items[:4], queries, config, torch.device("cpu"), {})
+    again.load_state(trainer.state())
+    assert torch.equal(again.calibration.shift, trainer.calibration.shift)
+    assert Trainer(build_fusion("tiny", DIM), items, None, queries, TrainConfig(), torch.device("cpu"), {}).calibration is None
 
 
 def test_detail_weights_by_hand():
