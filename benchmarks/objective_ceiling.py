@@ -143,18 +143,19 @@ def main() -> None:
     names = labels["bucket_names"].tolist()
     print(f"{args.split}: {len(bank)} images; mAP of free vectors fitted to each loss ({args.steps} steps)")
     print(f"{'variant':<44} {'overall':>8} " + " ".join(f"{n:>14}" for n in names))
-    rows = []
-    if len(class_queries) < class_queries.shape[1]:  # room for a direction orthogonal to every class
-        teacher = teacher_targets(bank, class_queries, RECIPE.train.loss.teacher_levels)
-        rows.append(("teacher, held exactly by one vector", lambda: teacher_in_one_vector(teacher, class_queries)))
-    rows += [(name, lambda loss=loss, batch=batch, queries=queries: fit_free_vectors(
-        bank, training_queries(prompts, queries).to(backbone.device), loss, batch, args.steps, args.lr, args.seed))
-        for name, (loss, batch, queries) in variants]
-    for name, vectors in rows:
-        metrics = evaluate((vectors() @ class_queries.T).T.cpu().numpy(), images.classes, labels["labels_overall"],
+
+    def report(name: str, vectors: torch.Tensor) -> None:
+        metrics = evaluate((vectors @ class_queries.T).T.cpu().numpy(), images.classes, labels["labels_overall"],
                            names, labels["labels_buckets"], int(labels["k"]))
         row = [metrics["overall"]["mAP"]] + [metrics["buckets"][n]["mAP"] for n in names]
         print(f"{name:<44} " + " ".join(f"{v:>{8 if i == 0 else 14}.3f}" for i, v in enumerate(row)), flush=True)
+
+    if len(class_queries) < class_queries.shape[1]:  # room for a direction orthogonal to every class
+        teacher = teacher_targets(bank, class_queries, RECIPE.train.loss.teacher_levels)
+        report("teacher, held exactly by one vector", teacher_in_one_vector(teacher, class_queries))
+    for name, (loss, batch, queries) in variants:
+        report(name, fit_free_vectors(bank, training_queries(prompts, queries).to(backbone.device), loss, batch,
+                                      args.steps, args.lr, args.seed))
 
 
 if __name__ == "__main__":
