@@ -4,8 +4,8 @@
         [--cache-dir DIR] [--variant text_weight=0.25,patch_weight=0 ...] [--steps 1500] [--quiet]
 
 For each variant of the distillation loss (detailclip.recipe.LossConfig fields, plus batch_size and
-the text query set `queries`; the shipped recipe first), fits a free vector to every image of the split, with no fusion model and
-so no generalisation: Adam on the loss against the Complete Cover teacher, in random batches as in
+the text query set `queries`; the shipped recipe first), fits a free vector to every image of the
+split, with no fusion model and so no generalisation: Adam on the loss against the Complete Cover teacher, in random batches as in
 training. The benchmark's class queries then rank the images by those vectors, and mAP overall and
 per scale bucket comes from the labels of a saved bench run of the same split (any method's
 `.scores.npz`). A fusion trained with a loss reaches on this split at most about its ceiling here;

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .losses import max_patch_similarity
 from .recipe import FUSION_SIZES
 
 FUSION_NAMES = (*FUSION_SIZES, "mean")
@@ -61,11 +62,8 @@ class FusionTransformer(nn.Module):
 
     def _max_similarity(self, patch_features: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
         """h [B, M]: per direction, the max over the valid patches of cos(direction, patch)."""
-        sims = torch.einsum("bpd,md->bmp", F.normalize(patch_features.float(), dim=-1),
-                            F.normalize(self.directions.float(), dim=-1))
-        if padding_mask is not None:
-            sims = sims.masked_fill(padding_mask[:, None, :], -1.0)
-        return sims.amax(dim=-1)
+        return max_patch_similarity(F.normalize(patch_features.float(), dim=-1), F.normalize(self.directions, dim=-1),
+                                    padding_mask)
 
 
 class MeanFusion(nn.Module):

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
 from .recipe import LossConfig
@@ -150,9 +149,8 @@ def distillation_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding
                       text_pair_weights: torch.Tensor | None = None,
                       calibration: QueryCalibration | None = None) -> dict[str, torch.Tensor]:
     """The weighted sum of the text matching, ranking and correlation and the patch matching losses,
-    with its parts;
-    `text_pair_weights` [B, Q] weigh the text matching pairs (detail_weights); `calibration` (with
-    `config.calibrate`) maps the fused similarities of the text matching term."""
+    with its parts; `text_pair_weights` [B, Q] weigh the text matching pairs (detail_weights);
+    `calibration` (with `config.calibrate`) maps the fused similarities of the text matching term."""
     parts = {}
     if config.text_weight and text_queries is not None:
         parts["text"] = text_matching_loss(fused, text_queries, text_targets, config.kind, config.scale,
