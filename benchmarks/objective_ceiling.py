@@ -45,7 +45,7 @@ def parse_variant(text: str) -> tuple[LossConfig, int, str]:
     batch size, query set)."""
     loss = RECIPE.train.loss
     known = {f.name: type(getattr(loss, f.name)) for f in fields(LossConfig)
-             if isinstance(getattr(loss, f.name), (float, str, bool))} | {"batch_size": int, "queries": str}
+             if isinstance(getattr(loss, f.name), (float, int, str, bool))} | {"batch_size": int, "queries": str}
     changes = {"batch_size": RECIPE.train.batch_size, "queries": RECIPE.queries}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")

@@ -123,6 +123,11 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
               help="weight of the text ranking term (per-query softmax over the batch's images)")
 @click.option("--rank-temperature", type=click.FloatRange(0, min_open=True), default=LOSS.rank_temperature,
               show_default=True)
+@click.option("--list-weight", type=click.FloatRange(0), default=LOSS.list_weight, show_default=True,
+              help="weight of the listwise ranking term (per query, the likelihood of the teacher's order of the "
+                   "batch's images over its first --list-depth places)")
+@click.option("--list-depth", type=click.IntRange(1), default=LOSS.list_depth, show_default=True,
+              help="places per query of the listwise term")
 @click.option("--corr-weight", type=click.FloatRange(0), default=LOSS.corr_weight, show_default=True,
               help="weight of the text correlation term (per query, 1 - Pearson correlation over the batch's images)")
 @click.option("--calibrate/--no-calibrate", default=LOSS.calibrate, show_default=True,

@@ -10,6 +10,11 @@ s(q, i) = cos(q, fused_i); loss = scale * MSE (or L1) over all (q, i).
 - Text ranking (optional): per text query, the batch's images as a softmax of similarity /
   temperature, the fused against the teacher's (KL divergence): weighs the top of each retrieval
   ranking, which mAP rewards, where the matching losses weigh every (query, image) pair alike.
+- Listwise ranking (optional): per text query, the Plackett-Luce likelihood of the teacher's order
+  of the batch's images over its first `depth` places: each place's image must outrank every image
+  the teacher puts below it (-log softmax over those of similarity / temperature). Every place
+  counts alike, where the softmax ranking term weighs mostly the first few, so the lower places
+  (a small object's image above the images without the object) are trained too.
 - Calibration (optional): text matching compares the targets with a learned per-query affine map
   of the fused similarities (QueryCalibration, identity at the start) instead of the similarities
   themselves. Retrieval ranks the images of a query by similarity, which such a map leaves alone;
@@ -69,12 +74,11 @@ class QueryCalibration(nn.Module):
         return similarities * self.log_scale.exp() + self.shift
 
 
-def text_matching_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor, kind: str = "mse",
-                       scale: float = 100.0, weight: torch.Tensor | None = None,
-                       calibration: QueryCalibration | None = None) -> torch.Tensor:
-    """fused [B, D]; queries [Q, D]; targets [B, Q] (max_patch_similarity, precomputable); weight
-    [B, Q] per pair (None: all alike); `calibration` maps the fused similarities first."""
-    similarities = fused.float() @ queries.float().T
+def text_matching_loss(similarities: torch.Tensor, targets: torch.Tensor, kind: str = "mse", scale: float = 100.0,
+                       weight: torch.Tensor | None = None, calibration: QueryCalibration | None = None) -> torch.Tensor:
+    """similarities [B, Q] = cos(query, fused) (fused @ queries.T); targets [B, Q]
+    (max_patch_similarity, precomputable); weight [B, Q] per pair (None: all alike); `calibration`
+    maps the similarities first."""
     if calibration is not None:
         similarities = calibration(similarities)
     return similarity_loss(similarities, targets, kind, scale, weight)
@@ -89,19 +93,30 @@ def detail_weights(targets: torch.Tensor, whole: torch.Tensor, detail_weight: fl
     return 1.0 + detail_weight * z.clamp(min=0)
 
 
-def text_ranking_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor,
-                      temperature: float = 0.02) -> torch.Tensor:
-    """KL(teacher || fused) between each query's softmax over the batch's images, mean over queries."""
-    student = F.log_softmax(fused.float() @ queries.float().T / temperature, dim=0)
+def text_ranking_loss(similarities: torch.Tensor, targets: torch.Tensor, temperature: float = 0.02) -> torch.Tensor:
+    """KL(teacher || fused) between each query's softmax over the batch's images (similarities and
+    targets [B, Q]), mean over queries."""
+    student = F.log_softmax(similarities.float() / temperature, dim=0)
     teacher = F.log_softmax(targets.float() / temperature, dim=0)
-    return F.kl_div(student, teacher, log_target=True, reduction="sum") / queries.shape[0]
+    return F.kl_div(student, teacher, log_target=True, reduction="sum") / targets.shape[1]
 
 
-def text_correlation_loss(fused: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over queries of 1 - Pearson correlation, across the batch's images, between cos(query,
-    fused) and the targets [B, Q]."""
-    student = fused.float() @ queries.float().T
-    centred = [x - x.mean(dim=0) for x in (student, targets.float())]
+def text_listwise_loss(similarities: torch.Tensor, targets: torch.Tensor, temperature: float = 0.02,
+                       depth: int = 8) -> torch.Tensor:
+    """Mean over queries and the teacher's first `depth` places (of the batch's images, ordered by
+    targets [B, Q]) of -log softmax, over that place's image and all below it, of the similarities
+    [B, Q] / temperature: the top-`depth` Plackett-Luce negative log-likelihood of the teacher's order."""
+    order = targets.float().argsort(dim=0, descending=True)
+    ranked = (similarities.float() / temperature).gather(0, order)
+    places = min(depth, len(ranked))
+    below = ranked.flip(0).logcumsumexp(dim=0).flip(0)  # place k: logsumexp over places k, k+1, ...
+    return (below[:places] - ranked[:places]).mean()
+
+
+def text_correlation_loss(similarities: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over queries of 1 - Pearson correlation, across the batch's images, between the
+    similarities and the targets [B, Q]."""
+    centred = [x - x.mean(dim=0) for x in (similarities.float(), targets.float())]
     return (1 - F.cosine_similarity(*centred, dim=0, eps=1e-8)).mean()
 
 
@@ -148,22 +163,27 @@ def distillation_loss(fused: torch.Tensor, patch_features: torch.Tensor, padding
                       generator: torch.Generator | None = None,
                       text_pair_weights: torch.Tensor | None = None,
                       calibration: QueryCalibration | None = None) -> dict[str, torch.Tensor]:
-    """The weighted sum of the text matching, ranking and correlation and the patch matching losses,
-    with its parts; `text_pair_weights` [B, Q] weigh the text matching pairs (detail_weights);
-    `calibration` (with `config.calibrate`) maps the fused similarities of the text matching term."""
+    """The weighted sum of the text matching, ranking, listwise ranking and correlation and the patch
+    matching losses, with its parts; `text_pair_weights` [B, Q] weigh the text matching pairs
+    (detail_weights); `calibration` (with `config.calibrate`) maps the fused similarities of the text
+    matching term."""
     parts = {}
-    if config.text_weight and text_queries is not None:
-        parts["text"] = text_matching_loss(fused, text_queries, text_targets, config.kind, config.scale,
-                                           text_pair_weights, calibration if config.calibrate else None)
-    if config.rank_weight and text_queries is not None:
-        parts["rank"] = text_ranking_loss(fused, text_queries, text_targets, config.rank_temperature)
-    if config.corr_weight and text_queries is not None:
-        parts["corr"] = text_correlation_loss(fused, text_queries, text_targets)
+    if text_queries is not None:
+        similarities = fused.float() @ text_queries.float().T
+        if config.text_weight:
+            parts["text"] = text_matching_loss(similarities, text_targets, config.kind, config.scale,
+                                               text_pair_weights, calibration if config.calibrate else None)
+        if config.rank_weight:
+            parts["rank"] = text_ranking_loss(similarities, text_targets, config.rank_temperature)
+        if config.list_weight:
+            parts["list"] = text_listwise_loss(similarities, text_targets, config.rank_temperature, config.list_depth)
+        if config.corr_weight:
+            parts["corr"] = text_correlation_loss(similarities, text_targets)
     if config.patch_weight:
         parts["patch"] = patch_matching_loss(fused, patch_features, padding_mask, levels, config.patch_mode,
                                              config.kind, config.scale, generator)
-    weights = {"text": config.text_weight, "rank": config.rank_weight, "corr": config.corr_weight,
-               "patch": config.patch_weight}
+    weights = {"text": config.text_weight, "rank": config.rank_weight, "list": config.list_weight,
+               "corr": config.corr_weight, "patch": config.patch_weight}
     parts["loss"] = sum(weights[name] * value for name, value in parts.items())
     return parts
 

@@ -29,6 +29,8 @@ class LossConfig:
     patch_mode: str = "sample"
     rank_weight: float = 3.0
     rank_temperature: float = 0.02
+    list_weight: float = 6.0
+    list_depth: int = 8  # the listwise term's places per query (losses.text_listwise_loss)
     corr_weight: float = 0.0
     calibrate: bool = False  # text matching through a learned per-query affine map (losses.QueryCalibration)
     detail_weight: float = 4.0
@@ -39,6 +41,8 @@ class LossConfig:
             raise ValueError(f"unknown loss kind {self.kind!r} (known: {', '.join(LOSS_KINDS)})")
         if self.patch_mode not in PATCH_MODES:
             raise ValueError(f"unknown patch mode {self.patch_mode!r} (known: {', '.join(PATCH_MODES)})")
+        if self.list_depth < 1:
+            raise ValueError(f"the listwise depth must be at least 1, not {self.list_depth}")
         if self.teacher_levels is not None:
             levels = tuple(self.teacher_levels)
             if not levels or any(not isinstance(v, int) or v < 0 for v in levels):

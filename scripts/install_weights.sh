@@ -6,7 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p detailclip/weights
 for file in "$@"; do
+    if [ ! -f "$file" ]; then
+        echo "error: no weight file $file" >&2
+        exit 1
+    fi
+done
+for file in "$@"; do
     tmp=$(mktemp "detailclip/weights/.$(basename "$file").XXXXXX")
-    cp "$file" "$tmp"
+    cp "$file" "$tmp" || { rm -f "$tmp"; exit 1; }
     mv -f "$tmp" "detailclip/weights/$(basename "$file")"
 done

@@ -136,6 +136,24 @@ def test_train_on_the_benchmark_class_queries(clevr_dir, tmp_path):
         FusionRecipe(queries="captions")
 
 
+def test_train_records_the_listwise_term(clevr_dir, tmp_path):
+    """`--list-weight/--list-depth` reach the loss: the run configuration keeps them, the log has the
+    term's column (absent at weight 0) and a depth below 1 is refused."""
+    out = tmp_path / "list.pt"
+    result = _run(train, ["--data", clevr_dir, "--epochs", "1", "--list-weight", "2", "--list-depth", "3",
+                          "--out", out, *TINY])
+    assert result.exception is None, result.output
+    _, config = load_checkpoint(out, device="cpu")
+    assert (config["train"]["loss"]["list_weight"], config["train"]["loss"]["list_depth"]) == (2.0, 3)
+    assert "train_list" in (tmp_path / "list.pt.log.csv").read_text().splitlines()[0].split(",")
+    off = tmp_path / "off.pt"
+    assert _run(train, ["--data", clevr_dir, "--epochs", "1", "--list-weight", "0", "--out", off,
+                        *TINY]).exception is None
+    assert "train_list" not in (tmp_path / "off.pt.log.csv").read_text().splitlines()[0].split(",")
+    bad = _run(train, ["--data", clevr_dir, "--list-depth", "0", "--out", tmp_path / "x.pt", *TINY])
+    assert "0 is not in the range x>=1" in bad.exception.format_message()
+
+
 def test_train_on_a_plain_folder_resumes(folder, tmp_path):
     images, classes = folder
     out = tmp_path / "m.pt"

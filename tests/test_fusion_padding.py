@@ -108,7 +108,7 @@ def test_trainer_epoch_on_items_with_different_patch_counts():
     queries = _queries(8)
     items = _items(queries)
     config = TrainConfig(epochs=1, batch_size=len(items), lr=0.0, weight_decay=0.0, warmup=0.0, patience=0, seed=0,
-                         loss=LossConfig(text_weight=1.0, patch_weight=0.5, patch_mode="all", rank_weight=0.0,
+                         loss=LossConfig(text_weight=1.0, patch_weight=0.5, patch_mode="all", rank_weight=0.0, list_weight=0.0,
                                          detail_weight=0.0))
     torch.manual_seed(0)
     model = build_fusion("tiny", DIM, dropout=0.0)
