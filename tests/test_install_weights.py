@@ -4,7 +4,8 @@ temporary file and none of the other files named with it is left in detailclip/w
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 WEIGHTS = ROOT / "detailclip" / "weights"
 
 
