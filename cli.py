@@ -1,7 +1,9 @@
 """Command line of CLEVR-DS and the DetailCLIP benchmark: `python cli.py --help` (installed as `clevr-ds`).
 
 Each package keeps its commands in its own `commands` module; heavy imports happen inside the
-commands, so `--help` stays fast. Bad input ends with one line on stderr and a non-zero exit.
+commands, so `--help` stays fast. `main` is the one error boundary of every command: a usage
+error, a domain error (infra.errors.ToolkitError) or an OS error (a missing file, a read-only or full
+disk, a file in the way) ends with one line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from benchmark.listing import COMMANDS as LIST_COMMANDS
 from benchmark.search_commands import COMMANDS as SEARCH_COMMANDS
 from clevr_ds.commands import COMMANDS as DATASET_COMMANDS
 from detailclip.commands import COMMANDS as DETAILCLIP_COMMANDS
+from infra.errors import ToolkitError, describe_os_error
 from renderer.commands import COMMANDS as RENDER_COMMANDS
 
 
@@ -28,18 +31,31 @@ for command in (*RENDER_COMMANDS, *DATASET_COMMANDS, *DETAILCLIP_COMMANDS, *BENC
     cli.add_command(command)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "failed"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; turn usage and input errors into one line on stderr."""
+    """Run the CLI; turn usage, domain and OS errors into one line on stderr and a non-zero exit."""
     try:
-        cli.main(args=argv, prog_name="cli.py", standalone_mode=False)
+        cli.main(args=argv, prog_name="clevr-ds", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
+        click.echo(f"error: {_one_line(e.format_message())}", err=True)
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
+    except ToolkitError as e:
+        click.echo(f"error: {_one_line(str(e))}", err=True)
+        return 1
+    except OSError as e:
+        click.echo(f"error: {_one_line(describe_os_error(e))}", err=True)
+        return 1
+    except MemoryError:
+        click.echo("error: out of memory", err=True)
+        return 1
     return 0
 
 

@@ -134,7 +134,7 @@ def leaderboard(results, out, baselines):
 @click.option("--queries", type=click.IntRange(min=0), default=3, show_default=True, help="Queries shown in the galleries.")
 def report(results, source, out, baselines, queries):
     """One self-contained HTML report of RESULTS: leaderboard with intervals, plot, per-class AP, top-5 galleries."""
-    from clevr_ds.atomic import write_text
+    from infra.atomic import write_text
     from clevr_ds.dataset import DatasetError
 
     from .report import build_report

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from clevr_ds.cluster import RayCluster
+from infra.cluster import RayCluster
 
 from .sources import Source
 

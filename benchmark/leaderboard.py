@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clevr_ds.atomic import atomic_path, write_text
+from infra.atomic import atomic_path, write_text
 from clevr_ds.standards import published
 
 from .results import COST_KEYS

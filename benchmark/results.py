@@ -21,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from clevr_ds.atomic import atomic_path, write_json
+from infra.errors import ToolkitError
+from infra.atomic import atomic_path, write_json
 
 from .evaluation import evaluate
 
@@ -60,7 +61,7 @@ def software_versions() -> dict:
     return out
 
 
-class NotARun(ValueError):
+class NotARun(ToolkitError, ValueError):
     """A JSON file that is not a run record of this project, or is unreadable: skipped by the leaderboard."""
 
 

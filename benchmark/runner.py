@@ -16,7 +16,8 @@ from typing import Callable
 
 import torch
 
-from clevr_ds.cluster import RayCluster
+from infra.errors import ToolkitError
+from infra.cluster import RayCluster
 
 from .context import BenchContext
 from .evaluation import evaluate
@@ -29,7 +30,7 @@ LATENCY_REPEATS = 5
 DEFAULT_COVER_K = 10
 
 
-class BenchError(ValueError):
+class BenchError(ToolkitError, ValueError):
     """Bad input to a bench call (one line, shown to the user)."""
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clevr_ds.atomic import atomic_path
-from clevr_ds.cluster import RayCluster
+from infra.atomic import atomic_path
+from infra.cluster import RayCluster
 
 from .context import BenchContext
 from .index import ImageIndex

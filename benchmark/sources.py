@@ -3,7 +3,7 @@
 The protocol, context and methods see only a Source: image paths and sizes, class names, and per image
 its objects (class, [x, y, w, h] box, visible pixels or area, rel_scale = longest box side / longer
 image side, and an ignore flag: crowd, difficult or invisible objects are neither positive nor
-negative). Every path read from a JSON or label file stays inside its root (`clevr_ds.paths`);
+negative). Every path read from a JSON or label file stays inside its root (`infra.paths`);
 malformed files raise DatasetError with one line naming the file (and line).
 """
 
@@ -22,7 +22,7 @@ from clevr_ds.dataset import (
     DATASET_NAME, DatasetError, finished_scenes, image_path, load_meta,
     read_class_names, read_json, split_hash,
 )  # fmt: skip
-from clevr_ds.paths import inside, plain_name
+from infra.paths import inside, plain_name
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
 from clevr_ds.vocab import Vocabulary
 from detailclip.images import IMAGE_SUFFIXES

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clevr_ds.sampling import SceneConfig  # noqa: E402
 from clevr_ds.scales import parse_scales  # noqa: E402
-from clevr_ds.cluster import RayCluster, connect  # noqa: E402
+from infra.cluster import RayCluster, connect  # noqa: E402
 from clevr_ds.vocab import Vocabulary  # noqa: E402
 from detailclip.backbones import DEFAULT_BACKBONE, default_pretrained, load_backbone  # noqa: E402
 from detailclip.features import extract_features  # noqa: E402

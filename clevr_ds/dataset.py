@@ -7,7 +7,7 @@
     OUT/annotations/manifest_<split>.csv    one row per image
 
 A scene is finished when its scene JSON exists: it is written (atomically) after its image.
-Names read from files are untrusted (`clevr_ds.paths`): split and file names must be plain names,
+Names read from files are untrusted (`infra.paths`): split and file names must be plain names,
 and a meta, scene or image file that resolves (symlinks followed) outside the root is not read.
 """
 
@@ -17,8 +17,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from .atomic import TMP_MARK
-from .paths import UnsafePathError, inside, plain_name
+from infra.atomic import TMP_MARK
+from infra.errors import ToolkitError
+from infra.jsonio import MAX_BYTES
+from infra.jsonio import read_json as bounded_json
+from infra.paths import UnsafePathError, inside, plain_name
+
 from .png import critical_chunks
 from .schema import META_BASE, SCENE_BASE, problem
 from .vocab import Vocabulary
@@ -29,7 +33,7 @@ EXECUTION_KEYS = ("device", "threads", "render_s", "annotate_s")  # keys of "ren
 MAX_LISTED = 10
 
 
-class DatasetError(ValueError):
+class DatasetError(ToolkitError, ValueError):
     """A missing or corrupt dataset file."""
 
 
@@ -78,14 +82,10 @@ def list_splits(root: Path | str) -> list[str]:
     return sorted(p.stem for p in (Path(root) / "meta").glob("*.json"))
 
 
-def read_json(path: Path | str) -> dict:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"missing file {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"corrupt JSON {path}: {e}") from None
+def read_json(path: Path | str, root: Path | str | None = None, max_bytes: int = MAX_BYTES) -> dict:
+    """A dataset JSON file (infra.jsonio: bounded in size and depth, inside `root` when given);
+    DatasetError with one line otherwise."""
+    return bounded_json(path, "JSON file", max_bytes=max_bytes, root=root, error=DatasetError)
 
 
 def read_class_names(path: Path | str) -> list[str]:
@@ -120,7 +120,7 @@ def load_meta(root: Path | str, split: str, schema: dict = META_BASE) -> dict:
     if not path.exists():
         known = ", ".join(list_splits(root)) or "none"
         raise DatasetError(f"no split {split!r} in {root} (splits there: {known})")
-    meta = read_json(_inside(root, "meta", path.name))
+    meta = read_json(path, root)
     _conform(meta, schema, path)
     if meta.get("split", split) != split:
         raise DatasetError(f"{path}: meta of split {meta['split']!r} in the file of split {split!r}")
@@ -136,7 +136,7 @@ def read_scene(root: Path | str, split: str, name: str, schema: dict = SCENE_BAS
     layout (file name, split and image_filename follow image_index, which lies in 0..num_images-1).
     DatasetError with one line naming the file otherwise."""
     path = _inside(root, "scenes", _split(split), name)
-    scene = read_json(path)
+    scene = read_json(path, root)
     _conform(scene, schema, path)
     try:
         image_path(root, scene)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from infra.atomic import atomic_path, write_json
+
 from . import GENERATOR_DATE, GENERATOR_NAME, GENERATOR_VERSION, RENDER_LICENSE
-from .atomic import atomic_path, write_json
 from .dataset import DATASET_NAME, coco_path, manifest_path
 from .vocab import Vocabulary
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from infra.errors import ToolkitError
+
 from . import GENERATOR_NAME, GENERATOR_VERSION
 from .camera import Camera
 from .dataset import image_name
@@ -36,7 +38,7 @@ RELATION_EPS = 0.2
 SIZE_SOLVER_STEPS = 6
 
 
-class SceneSamplingError(ValueError):
+class SceneSamplingError(ToolkitError, ValueError):
     """A scene request that cannot be satisfied (e.g. too many objects at too large a scale)."""
 
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from clevr_ds.atomic import atomic_path, write_json
+from infra.atomic import atomic_path, write_json
 from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops, swap_attribute
 from clevr_ds.dataset import load_vocabulary, split_hash
 from clevr_ds.vocab import Vocabulary

@@ -19,6 +19,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from infra.errors import ToolkitError
+
 from .checkpoint import load_torch_file
 from .registry import BUILTIN_WEIGHTS, DEFAULT_FUSION_CHECKPOINT, WEIGHTS_DIR, register  # noqa: F401 (re-exported)
 from .text import TemplateSpec, class_prompts
@@ -28,7 +30,7 @@ DEFAULT_PRETRAINED = "clevr-ds-v3"
 UNTRAINED = ("none", "", "random")
 
 
-class BackboneError(ValueError):
+class BackboneError(ToolkitError, ValueError):
     """An unknown architecture, pretrained tag or unreadable checkpoint."""
 
 

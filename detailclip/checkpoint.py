@@ -12,14 +12,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from clevr_ds.atomic import atomic_path
+from infra.errors import ToolkitError
+from infra.atomic import atomic_path
 
 from .fusion import build_fusion_from_config
 
 CHECKPOINT_FORMAT = "detailclip-fusion/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ToolkitError, ValueError):
     """A missing, corrupt or foreign checkpoint file."""
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from clevr_ds.cluster import executor_options
+from infra.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
 
 from .recipe import FUSION_SIZES, LOSS_KINDS, PATCH_MODES, QUERY_SETS, SCHEMES, FusionRecipe, LossConfig, TrainConfig
@@ -195,7 +195,7 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
 
     import numpy as np
 
-    from clevr_ds.atomic import atomic_path
+    from infra.atomic import atomic_path
 
     from .backbones import BackboneError
     from .checkpoint import CheckpointError
@@ -305,7 +305,7 @@ def train_backbone(**opts):
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def zero_shot(**opts):
     """Zero-shot "<colour> <shape>" accuracy of a backbone on the single-object crops of a split."""
-    from clevr_ds.atomic import write_json
+    from infra.atomic import write_json
     from clevr_ds.dataset import DatasetError, load_vocabulary
 
     from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone, pretrained_id

@@ -16,7 +16,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from clevr_ds.cluster import ClusterError, RayCluster, connect
+from infra.errors import ToolkitError
+from infra.cluster import ClusterError, RayCluster, connect
 
 from .backbones import Backbone, load_backbone
 from .features import CutOptions, Encoded, Pending, encode_batch
@@ -27,7 +28,7 @@ ACTOR_CPUS = 1
 BATCHES_PER_ACTOR = 2  # in flight at once: one encoding, one on its way
 
 
-class DistributedError(ValueError):
+class DistributedError(ToolkitError, ValueError):
     """Ray feature extraction failed: no cluster, a backbone that differs on a node, an actor lost for good."""
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from clevr_ds.cluster import RayCluster
+from infra.cluster import RayCluster
 
 from .backbones import Backbone, autocast, load_backbone
 from .checkpoint import load_checkpoint

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from clevr_ds.atomic import atomic_path, remove_stale_temporaries, write_json
-from clevr_ds.cluster import RayCluster
+from infra.atomic import atomic_path, remove_stale_temporaries, write_json
+from infra.cluster import RayCluster
 
 from .backbones import Backbone
 from .cover import scheme_boxes

@@ -6,12 +6,14 @@ import hashlib
 import os
 from pathlib import Path
 
+from infra.errors import ToolkitError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_PIXELS_ENV = "DETAILCLIP_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own warning threshold (about 0.25 GiB of RGB)
 
 
-class ImageError(ValueError):
+class ImageError(ToolkitError, ValueError):
     """A missing, unreadable, empty or oversized image input."""
 
 

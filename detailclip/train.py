@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from clevr_ds.atomic import atomic_path
+from infra.atomic import atomic_path
 
 from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, average_prompts, load_backbone
 from .checkpoint import load_torch_file, save_checkpoint

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from clevr_ds.cluster import executor_options
+from infra.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
 from clevr_ds.standards import STANDARDS, default_folder
 
@@ -47,8 +47,8 @@ def render(scales, num_images, split, resolution, objects, preset, engine, sampl
             fixed[name] for name in ("scales", "num_images", "split", "resolution", "objects", "preset", "engine",
                                      "samples", "denoise", "seed", "min_visible_pixels", "out"))
     from clevr_ds.dataset import DatasetError, load_meta
-    from clevr_ds.lock import FolderLockedError
-    from clevr_ds.paths import plain_name
+    from infra.lock import FolderLockedError
+    from infra.paths import plain_name
     from clevr_ds.sampling import SceneConfig, SceneSamplingError, config_from_dict
     from clevr_ds.scales import parse_int_range, parse_scales
     from clevr_ds.vocab import Vocabulary

@@ -9,7 +9,7 @@ memory across scenes), which dies with its parent.
 - `LocalPool(workers)`: up to `workers` worker processes on this machine, writing straight into
   OUT; job files, logs and the workers' TMPDIR live in OUT/.jobs (emptied first, removed after).
 - `RayExecutor(address)`: one Ray task per job on the cluster at `address` (see
-  `clevr_ds.cluster.connect`; a connection the caller made already is used as is). A task
+  `infra.cluster.connect`; a connection the caller made already is used as is). A task
   reserves 1 CPU and the worker's estimated memory, runs the worker into
   TMPDIR/clevr-ds-ray/PID-XXX on its node (removed after; one left by a killed task goes at the
   node's next task) and returns the PNG and scene JSON bytes; the driver writes them into OUT
@@ -32,8 +32,8 @@ from collections import deque
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from clevr_ds.atomic import write_bytes, write_json
-from clevr_ds.cluster import PROJECT_ROOT, ClusterError, connect
+from infra.atomic import write_bytes, write_json
+from infra.cluster import PROJECT_ROOT, ClusterError, connect
 from clevr_ds.dataset import image_path, scene_path
 
 from .settings import RenderError
@@ -183,7 +183,7 @@ def _scene_paths(root: Path, scene: dict) -> tuple[Path, Path]:
 
 
 class RayExecutor:
-    """One Ray task per job on the cluster at `address` (see `clevr_ds.cluster.connect`), or on the caller's connection."""
+    """One Ray task per job on the cluster at `address` (see `infra.cluster.connect`), or on the caller's connection."""
 
     threads = 1  # each task reserves one CPU
 

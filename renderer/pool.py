@@ -22,11 +22,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clevr_ds import GENERATOR_NAME, GENERATOR_VERSION
-from clevr_ds.atomic import remove_stale_temporaries, write_json
+from infra.atomic import remove_stale_temporaries, write_json
 from clevr_ds.dataset import DATASET_NAME, coco_path, defining, image_file, images_dir, load_scenes, meta_path, read_json, scene_path, scenes_dir
 from clevr_ds.export import write_exports
-from clevr_ds.lock import folder_lock
-from clevr_ds.paths import plain_name
+from infra.lock import folder_lock
+from infra.paths import plain_name
 from clevr_ds.sampling import SceneConfig, config_to_dict, sample_scene
 
 from .executors import PROJECT_ROOT, Executor, LocalPool, worker_bytes, worker_command, worker_env

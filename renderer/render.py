@@ -13,7 +13,7 @@ from pathlib import Path
 import bpy
 
 from clevr_ds.annotate import annotate_objects
-from clevr_ds.atomic import atomic_path
+from infra.atomic import atomic_path
 from clevr_ds.png import without_text
 from clevr_ds.vocab import Vocabulary
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from infra.errors import ToolkitError
+
 ENGINES = ("cycles", "eevee", "workbench")
 DEVICES = ("cpu", "gpu")
 
 
-class RenderError(RuntimeError):
+class RenderError(ToolkitError, RuntimeError):
     """The renderer cannot do what was asked (e.g. a GPU render without a GPU)."""
 
 

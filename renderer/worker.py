@@ -15,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from clevr_ds.atomic import write_json
+from infra.atomic import write_json
 from clevr_ds.dataset import image_path, scene_path
-from clevr_ds.paths import inside, plain_name
+from infra.paths import inside, plain_name
 from clevr_ds.vocab import Vocabulary
 
 from .engines import enable_gpu

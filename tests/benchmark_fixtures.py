@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clevr_ds.atomic import write_json
+from infra.atomic import write_json
 from clevr_ds.dataset import DATASET_NAME, image_path, meta_path, scene_path
 from clevr_ds.sampling import image_name
 from clevr_ds.vocab import Vocabulary

@@ -1,4 +1,4 @@
-"""Atomic writes (clevr_ds.atomic): all or nothing, usual file permissions, stale temporaries."""
+"""Atomic writes (infra.atomic): all or nothing, usual file permissions, stale temporaries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from clevr_ds.atomic import TMP_MARK, atomic_path, remove_stale_temporaries, write_json
+from infra.atomic import TMP_MARK, atomic_path, remove_stale_temporaries, write_json
 
 
 def test_written_files_are_complete_with_the_usual_permissions(tmp_path):

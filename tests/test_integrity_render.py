@@ -117,7 +117,7 @@ def test_two_renders_of_a_split_give_byte_identical_pngs_without_time_stamps(ren
 # 2. One writer per output folder.
 
 
-HOLD_LOCK = "import sys, time; from clevr_ds.lock import folder_lock\nwith folder_lock(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(600)"
+HOLD_LOCK = "import sys, time; from infra.lock import folder_lock\nwith folder_lock(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(600)"
 
 
 def test_a_second_writer_fails_at_once_naming_the_holder_and_a_killed_holder_does_not_block(tmp_path):

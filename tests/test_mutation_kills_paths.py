@@ -1,4 +1,4 @@
-"""clevr_ds.paths boundaries (issue #15 item 5: mutation testing). Oracle: the rules in the module
+"""infra.paths boundaries (issue #15 item 5: mutation testing). Oracle: the rules in the module
 docstrings, checked on names and folders built by hand."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from clevr_ds.paths import MAX_NAME, UnsafePathError, inside, plain_name
+from infra.paths import MAX_NAME, UnsafePathError, inside, plain_name
 
 
 @pytest.mark.parametrize("name", ["a", "A.b_c-9", "0", "x" * MAX_NAME, "v1.2.png"])

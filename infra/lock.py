@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Iterator
 
 from .atomic import FILE_MODE
+from .errors import ToolkitError
 
 LOCK_NAME = ".lock"
 
 
-class FolderLockedError(RuntimeError):
+class FolderLockedError(ToolkitError, RuntimeError):
     """Another process holds the folder's lock."""
 
 

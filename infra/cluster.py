@@ -15,11 +15,13 @@ from pathlib import Path
 
 import click
 
+from .errors import ToolkitError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONNECT_TIMEOUT_S = 10
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ToolkitError, RuntimeError):
     """No Ray cluster answers, or Ray cannot start."""
 
 

@@ -6,11 +6,13 @@ import os
 import re
 from pathlib import Path
 
+from .errors import ToolkitError
+
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 200
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(ToolkitError, ValueError):
     """A name from a file or flag that is not a plain name, or a path that leaves its root."""
 
 
@@ -25,9 +27,14 @@ def plain_name(name: object, what: str = "name", source: str | os.PathLike | Non
 
 def inside(root: str | os.PathLike, *parts: str, source: str | os.PathLike | None = None) -> Path:
     """root/part/... after checking that it resolves (symlinks followed) inside root."""
-    root = Path(root)
-    path = root.joinpath(*parts)
-    base = root.resolve()
+    return confine(root, Path(root).joinpath(*parts), source)
+
+
+def confine(root: str | os.PathLike, path: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
+    """`path` after checking that it resolves (symlinks followed, relative paths from the working folder)
+    inside `root`; UnsafePathError naming `source` (the file the path came from) otherwise."""
+    path = Path(path)
+    base = Path(root).resolve()
     resolved = path.resolve()
     if resolved != base and base not in resolved.parents:
         where = f"{source}: " if source is not None else ""

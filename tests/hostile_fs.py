@@ -1,0 +1,120 @@
+"""Hostile file systems for the safety tests (issue #25): a full disk, a read-only disk, a file in the
+way of a folder, a symlinked folder that leaves its root, and a command's one-line error.
+
+The disks are real tmpfs mounts (root only; CI runs as root). Where mounting is impossible the test
+is skipped with the reason; `.ci/run` runs as root, so CI never skips them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+FILLER = ".filler"
+
+
+def _mount(target: Path, size_kib: int) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0755", "tmpfs", str(target)],
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.strip()}")
+
+
+def _umount(target: Path) -> None:
+    subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+def _fill(target: Path) -> None:
+    """Fill the file system of `target` until writes fail with ENOSPC."""
+    chunk = b"\0" * 65536
+    with open(target / FILLER, "wb") as f:
+        while True:
+            try:
+                f.write(chunk)
+                f.flush()
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+                break
+    # tmpfs may still hold a partial page; a second file takes the last bytes
+    try:
+        with open(target / f"{FILLER}2", "wb") as f:
+            while True:
+                f.write(b"\0" * 512)
+                f.flush()
+    except OSError:
+        pass
+
+
+@contextmanager
+def full_disk(where: Path, contents: Path | None = None, size_mib: int = 64) -> Iterator[Path]:
+    """A tmpfs of `size_mib` at `where` holding a copy of `contents` (if given) as `where/<name>`,
+    then filled so that any further write fails with ENOSPC. Yields the copy's path (or `where`)."""
+    _mount(where, size_mib * 1024)
+    try:
+        copy = where
+        if contents is not None:
+            copy = where / contents.name
+            shutil.copytree(contents, copy, symlinks=True)
+        _fill(where)
+        yield copy
+    finally:
+        _umount(where)
+
+
+@contextmanager
+def read_only_disk(where: Path, contents: Path | None = None, size_mib: int = 64) -> Iterator[Path]:
+    """A tmpfs at `where` holding a copy of `contents` (if given), remounted read-only: even root
+    cannot write there. Yields the copy's path (or `where`)."""
+    _mount(where, size_mib * 1024)
+    try:
+        copy = where
+        if contents is not None:
+            copy = where / contents.name
+            shutil.copytree(contents, copy, symlinks=True)
+        proc = subprocess.run(["mount", "-o", "remount,ro", str(where)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot remount the tmpfs read-only: {proc.stderr.strip()}")
+        yield copy
+    finally:
+        _umount(where)
+
+
+def file_in_the_way(tmp_path: Path) -> Path:
+    """A path whose parent is a regular file: creating it fails with ENOTDIR."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    return blocker / "out"
+
+
+def symlink_out(root: Path, folder: str, outside: Path) -> Path:
+    """Replace `root/folder` by a symlink to `outside` (which gets the folder's files); returns `outside`."""
+    link = root / folder
+    outside.mkdir(parents=True, exist_ok=True)
+    if link.is_dir() and not link.is_symlink():
+        for item in link.iterdir():
+            shutil.move(str(item), outside / item.name)
+        link.rmdir()
+    os.symlink(outside, link, target_is_directory=True)
+    return outside
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under root (hidden ones included, symlinks not followed) with its bytes."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The single stderr line of a failed command (asserts: non-zero exit, one line, no traceback)."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr)
+    return lines[0]
