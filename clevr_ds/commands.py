@@ -1,4 +1,8 @@
-"""`python cli.py validate` checks a CLEVR-DS folder; `export` writes it in CLEVR's scene format (or anew as COCO)."""
+"""`python cli.py validate` checks a CLEVR-DS folder; `export` writes it in CLEVR's scene format (or anew as COCO).
+
+`validate` only reads. `export` holds the folder's lock (not while a render writes it), refuses an
+incomplete split unless --allow-incomplete, and writes nothing outside the folder.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,19 @@ import click
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--split", "splits", multiple=True, help="split(s) to check (default: all)")
 def validate(root, splits):
-    """Check every image, scene, mask, box and the COCO export of a CLEVR-DS folder; print each split's content hash."""
-    from .dataset import list_splits, load_meta, load_scenes, split_hash
+    """Check every image, scene, mask, box and export (COCO, manifest, CLEVR scenes) of a CLEVR-DS folder; print each split's content hash."""
+    from .dataset import chosen_splits, load_meta, load_scenes, split_hash
     from .standards import claimed_by, published
     from .validate import validate as run_validation
 
-    problems = run_validation(root, list(splits))
+    splits = chosen_splits(root, list(splits))
+    problems = run_validation(root, splits)
     for p in problems:
         click.echo(p, err=True)
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) in {root}")
     click.echo(f"{root}: OK")
-    for split in splits or list_splits(root):
+    for split in splits:
         scenes = load_scenes(root, split)
         content = split_hash(root, split, scenes)
         known = published(content)
@@ -36,18 +41,27 @@ def validate(root, splits):
 @click.option("--format", "fmt", type=click.Choice(["clevr", "coco"]), required=True,
               help="clevr: ROOT/CLEVR_<split>_scenes.json for CLEVR's own tools; coco: rewrite the COCO export and manifest")
 @click.option("--split", "splits", multiple=True, help="split(s) to export (default: all)")
-def export(root, fmt, splits):
+@click.option("--allow-incomplete", is_flag=True, help="export the finished scenes of a split still rendering or whose render was killed")
+def export(root, fmt, splits, allow_incomplete):
     """Write a CLEVR-DS folder's splits in another dataset format."""
-    from .dataset import list_splits, load_scenes, load_vocabulary
-    from .export import write_clevr_scenes, write_exports
+    from infra.lock import folder_lock
 
-    for split in splits or list_splits(root):
-        scenes = load_scenes(root, split)
-        if fmt == "clevr":
-            click.echo(f"{split}: {write_clevr_scenes(root, split, scenes)}")
-        else:
-            write_exports(root, split, scenes, load_vocabulary(root, split))
-            click.echo(f"{split}: COCO export and manifest rewritten")
+    from .dataset import chosen_splits, finished_scenes, load_meta, load_vocabulary
+    from .export import write_clevr_scenes, write_exports
+    from .schema import SCENE
+
+    splits = chosen_splits(root, list(splits))
+    with folder_lock(root, purpose="export"):
+        for split in splits:
+            scenes = finished_scenes(root, split, SCENE, allow_incomplete)
+            if fmt == "clevr":
+                click.echo(f"{split}: {write_clevr_scenes(root, split, scenes)}")
+            else:
+                write_exports(root, split, scenes, load_vocabulary(root, split))
+                click.echo(f"{split}: COCO export and manifest rewritten")
+            expected = load_meta(root, split)["num_images"]
+            if len(scenes) < expected:
+                click.echo(f"warning: split {split!r}: exported {len(scenes)} of {expected} scenes (incomplete)", err=True)
 
 
 COMMANDS = [validate, export]

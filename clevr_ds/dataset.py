@@ -5,10 +5,13 @@
     OUT/scenes/<split>/<name>.json          scene annotation (CLEVR keys + CLEVR-DS additions)
     OUT/annotations/instances_<split>.json  COCO instances export
     OUT/annotations/manifest_<split>.csv    one row per image
+    OUT/CLEVR_<split>_scenes.json           CLEVR's scene file (written by `export --format clevr` only)
 
 A scene is finished when its scene JSON exists: it is written (atomically) after its image.
 Names read from files are untrusted (`infra.paths`): split and file names must be plain names,
-and a meta, scene or image file that resolves (symlinks followed) outside the root is not read.
+and a meta, scene, image or export file that resolves (symlinks followed) outside the root is not
+read. Writers refuse to write through a folder that leaves the root (`written_folders`, and the
+`root` of infra.atomic's writers).
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ from infra.atomic import TMP_MARK
 from infra.errors import ToolkitError
 from infra.jsonio import MAX_BYTES
 from infra.jsonio import read_json as bounded_json
-from infra.paths import UnsafePathError, inside, plain_name
+from infra.paths import UnsafePathError, confine, inside, plain_name
 
 from .png import critical_chunks
-from .schema import META_BASE, SCENE_BASE, problem
+from .schema import COCO, META_BASE, META_COUNT, SCENE_BASE, problem
 from .vocab import Vocabulary
 
 DATASET_NAME = "CLEVR-DS"
 DEFAULT_ROOT = "output/clevr-ds"  # where `render` writes and `bench` and `train` read by default
 EXECUTION_KEYS = ("device", "threads", "render_s", "annotate_s")  # keys of "render": where and how fast, not what
 MAX_LISTED = 10
+MAX_IMAGES = 1_000_000  # image names hold 6 digits
 
 
 class DatasetError(ToolkitError, ValueError):
@@ -61,6 +65,10 @@ def manifest_path(root: Path | str, split: str) -> Path:
     return Path(root) / "annotations" / f"manifest_{_split(split)}.csv"
 
 
+def clevr_scenes_path(root: Path | str, split: str) -> Path:
+    return Path(root) / f"CLEVR_{_split(split)}_scenes.json"
+
+
 def image_path(root: Path | str, scene: dict) -> Path:
     """The scene's image; UnsafePathError if its names are not plain or it resolves outside `root`."""
     return inside(root, "images", _split(scene["split"]), plain_name(scene["image_filename"], "image_filename"))
@@ -82,10 +90,41 @@ def list_splits(root: Path | str) -> list[str]:
     return sorted(p.stem for p in (Path(root) / "meta").glob("*.json"))
 
 
+def chosen_splits(root: Path | str, splits: list[str]) -> list[str]:
+    """`splits` (plain names, each with a meta file), or every split of `root`; DatasetError when there is none."""
+    for split in splits:
+        if not meta_path(root, split).is_file():
+            raise DatasetError(f"no split {split!r} in {root} (splits there: {', '.join(list_splits(root)) or 'none'})")
+    chosen = list(splits) or list_splits(root)
+    if not chosen:
+        raise DatasetError(f"{root}: no CLEVR-DS split found (no meta/<split>.json)")
+    return chosen
+
+
+def written_folders(root: Path | str, split: str) -> list[Path]:
+    """The folders that a render or export of `split` writes into (images, scenes, meta, annotations),
+    after checking that each resolves inside `root`: UnsafePathError for one symlinked out of it."""
+    parts = (("images", _split(split)), ("scenes", _split(split)), ("meta",), ("annotations",))
+    return [inside(root, *p) for p in parts]
+
+
 def read_json(path: Path | str, root: Path | str | None = None, max_bytes: int = MAX_BYTES) -> dict:
     """A dataset JSON file (infra.jsonio: bounded in size and depth, inside `root` when given);
     DatasetError with one line otherwise."""
     return bounded_json(path, "JSON file", max_bytes=max_bytes, root=root, error=DatasetError)
+
+
+def read_bytes(path: Path | str, root: Path | str, what: str, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of a dataset file inside `root`, at most `max_bytes` of them; DatasetError with one line otherwise."""
+    path = _confined(root, Path(path))
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise DatasetError(f"cannot read {what} {path}: {(e.strerror or str(e)).lower()}") from None
+    if len(data) > max_bytes:
+        raise DatasetError(f"{path}: {what} larger than the limit of {max_bytes // 2**20} MiB")
+    return data
 
 
 def read_class_names(path: Path | str) -> list[str]:
@@ -100,10 +139,10 @@ def read_class_names(path: Path | str) -> list[str]:
     return names
 
 
-def _inside(root: Path | str, *parts: str) -> Path:
-    """root/parts, or DatasetError if it resolves outside root (a symlink leaving the dataset)."""
+def _confined(root: Path | str, path: Path) -> Path:
+    """`path`, or DatasetError if it resolves outside root (a symlink leaving the dataset)."""
     try:
-        return inside(root, *parts)
+        return confine(root, path)
     except UnsafePathError as e:
         raise DatasetError(str(e)) from None
 
@@ -115,7 +154,7 @@ def _conform(data, schema: dict, path: Path) -> None:
 
 
 def load_meta(root: Path | str, split: str, schema: dict = META_BASE) -> dict:
-    """The split's meta, checked against `schema` and naming this split."""
+    """The split's meta, checked against `schema`, naming this split and promising 1..MAX_IMAGES images."""
     path = meta_path(root, split)
     if not path.exists():
         known = ", ".join(list_splits(root)) or "none"
@@ -124,18 +163,26 @@ def load_meta(root: Path | str, split: str, schema: dict = META_BASE) -> dict:
     _conform(meta, schema, path)
     if meta.get("split", split) != split:
         raise DatasetError(f"{path}: meta of split {meta['split']!r} in the file of split {split!r}")
+    count = meta.get("num_images", 1)
+    if isinstance(count, int) and not 1 <= count <= MAX_IMAGES:
+        raise DatasetError(f"{path}: num_images {count} outside 1..{MAX_IMAGES}")
     return meta
 
 
 def load_vocabulary(root: Path | str, split: str) -> Vocabulary:
-    return Vocabulary.from_dict(load_meta(root, split)["vocabulary"])
+    """The vocabulary the split was rendered with; DatasetError when its meta holds none that works."""
+    meta = load_meta(root, split)
+    try:
+        return Vocabulary.from_dict(meta["vocabulary"])
+    except ValueError as e:  # an empty table
+        raise DatasetError(f"{meta_path(root, split)}: {e}") from None
 
 
 def read_scene(root: Path | str, split: str, name: str, schema: dict = SCENE_BASE, num_images: int | None = None) -> dict:
     """Scene JSON `name` of a split, checked: `schema`, plain names whose paths stay inside `root`, and the
     layout (file name, split and image_filename follow image_index, which lies in 0..num_images-1).
     DatasetError with one line naming the file otherwise."""
-    path = _inside(root, "scenes", _split(split), name)
+    path = _confined(root, scenes_dir(root, split) / name)
     scene = read_json(path, root)
     _conform(scene, schema, path)
     try:
@@ -155,7 +202,7 @@ def read_scene(root: Path | str, split: str, name: str, schema: dict = SCENE_BAS
 
 def load_scenes(root: Path | str, split: str, schema: dict = SCENE_BASE) -> list[dict]:
     """All finished scenes of a split, each checked by `read_scene`, sorted by image_index."""
-    num_images = load_meta(root, split).get("num_images")
+    num_images = load_meta(root, split, META_COUNT)["num_images"]
     names = sorted(p.name for p in scenes_dir(root, split).glob("*.json") if TMP_MARK not in p.name)
     return sorted((read_scene(root, split, n, schema, num_images) for n in names), key=lambda s: s["image_index"])
 
@@ -164,14 +211,21 @@ def finished_scenes(root: Path | str, split: str, schema: dict = SCENE_BASE, all
     """The split's scenes whose image is on disk, sorted by image_index. DatasetError (one line) when
     none is, or, unless `allow_incomplete`, when the meta promises scenes or images that are missing
     (a split still rendering, or one whose render was killed)."""
-    num_images = load_meta(root, split).get("num_images")
-    missing = missing_files(root, split, num_images) if num_images is not None else []
+    missing = missing_files(root, split, load_meta(root, split, META_COUNT)["num_images"])
     if missing and not allow_incomplete:
         raise DatasetError(f"{incomplete_message(root, split, missing)}; re-run render or pass --allow-incomplete")
     scenes = [s for s in load_scenes(root, split, schema) if s["image_filename"] not in missing]
     if not scenes:
         raise DatasetError(f"split {split!r} of {root} has no finished scenes")
     return scenes
+
+
+def load_coco(root: Path | str, split: str) -> dict:
+    """The split's COCO export, with the fields that readers use checked (schema.COCO); DatasetError otherwise."""
+    path = coco_path(root, split)
+    coco = bounded_json(path, "COCO export", root=root, error=DatasetError)
+    _conform(coco, COCO, path)
+    return coco
 
 
 def missing_files(root: Path | str, split: str, num_images: int) -> list[str]:

@@ -1,6 +1,7 @@
 """Split-level exports built from the scene JSONs: COCO instances, a manifest table, CLEVR scenes.
 
 Every export is a function of the scenes alone (no clock), so identical renders give identical files.
+Writers refuse a path that resolves (symlinks followed) outside the dataset's root.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import pandas as pd
 from infra.atomic import atomic_path, write_json
 
 from . import GENERATOR_DATE, GENERATOR_NAME, GENERATOR_VERSION, RENDER_LICENSE
-from .dataset import DATASET_NAME, coco_path, manifest_path
+from .dataset import DATASET_NAME, DatasetError, clevr_scenes_path, coco_path, manifest_path
 from .vocab import Vocabulary
 
+CLEVR_RELATIONS = ("left", "right", "front", "behind")
 OBJECT_EXTRAS = ("shape", "color", "material", "rel_scale", "target_scale", "visible_pixels", "area_frac", "size")
 
 
@@ -27,8 +29,15 @@ def coco_categories(vocab: Vocabulary) -> list[dict]:
     ]
 
 
+def _category(cat_ids: dict[str, int], obj: dict, scene: dict) -> int:
+    if obj["class"] not in cat_ids:
+        raise DatasetError(f"scene of {scene['image_filename']}: class {obj['class']!r} is not in the split's vocabulary")
+    return cat_ids[obj["class"]]
+
+
 def to_coco(scenes: list[dict], vocab: Vocabulary, split: str) -> dict:
-    """COCO instances of the visible objects (objects flagged `visible: false` are left out)."""
+    """COCO instances of the visible objects (objects flagged `visible: false` are left out); DatasetError
+    for an object whose class is not in `vocab`."""
     cat_ids = {c["name"]: c["id"] for c in coco_categories(vocab)}
     images, annotations = [], []
     for scene in scenes:
@@ -42,7 +51,7 @@ def to_coco(scenes: list[dict], vocab: Vocabulary, split: str) -> dict:
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
-                    "category_id": cat_ids[obj["class"]],
+                    "category_id": _category(cat_ids, obj, scene),
                     "segmentation": obj["mask"],
                     "area": obj["visible_pixels"],
                     "bbox": obj["bbox"],
@@ -99,10 +108,20 @@ def clevr_size(obj: dict, scale_range: list[float]) -> str:
     return "large" if obj["rel_scale"] >= math.sqrt(lo * hi) else "small"
 
 
+def _check_clevr_fields(scene: dict) -> None:
+    """DatasetError unless each CLEVR relation lists one entry per object and the scale range is positive."""
+    n = len(scene["objects"])
+    lo, hi = scene["scale_range"]
+    if any(len(scene["relationships"][name]) != n for name in CLEVR_RELATIONS) or not 0 < lo <= hi:
+        raise DatasetError(f"scene of {scene['image_filename']}: relationships must list one entry per object "
+                           f"({n}) and scale_range must be positive")  # fmt: skip
+
+
 def to_clevr_scene(scene: dict) -> dict:
     """A scene in CLEVR's own layout and field types: visible objects only (relationships
     re-indexed), categorical `size` (see clevr_size; the world size stays as `size_world`),
-    integer pixel x and y."""
+    integer pixel x and y. DatasetError for a scene whose fields do not fit (see _check_clevr_fields)."""
+    _check_clevr_fields(scene)
     kept = [i for i, o in enumerate(scene["objects"]) if o["visible"]]
     new_index = {old: new for new, old in enumerate(kept)}
     objects = []
@@ -114,8 +133,8 @@ def to_clevr_scene(scene: dict) -> dict:
                         "rotation": o["rotation"], "3d_coords": o["3d_coords"],
                         "pixel_coords": [int(round(x)), int(round(y)), depth], "rel_scale": o["rel_scale"],
                         "bbox": o["bbox"]})  # fmt: skip
-    relationships = {name: [[new_index[j] for j in related[i] if j in new_index] for i in kept]
-                     for name, related in scene["relationships"].items()}  # fmt: skip
+    relationships = {name: [[new_index[j] for j in scene["relationships"][name][i] if j in new_index] for i in kept]
+                     for name in CLEVR_RELATIONS}  # fmt: skip
     return {"image_index": scene["image_index"], "image_filename": scene["image_filename"], "split": scene["split"],
             "objects": objects, "relationships": relationships, "directions": scene["directions"]}  # fmt: skip
 
@@ -127,17 +146,21 @@ def to_clevr(scenes: list[dict], split: str) -> dict:
     return {"info": info, "scenes": [to_clevr_scene(s) for s in scenes]}
 
 
-def clevr_scenes_path(root: Path | str, split: str) -> Path:
-    return Path(root) / f"CLEVR_{split}_scenes.json"
-
-
 def write_clevr_scenes(root: Path | str, split: str, scenes: list[dict]) -> Path:
     path = clevr_scenes_path(root, split)
-    write_json(path, to_clevr(scenes, split))
+    write_json(path, to_clevr(scenes, split), root=root)
     return path
 
 
 def write_exports(root: Path | str, split: str, scenes: list[dict], vocab: Vocabulary) -> None:
-    write_json(coco_path(root, split), to_coco(scenes, vocab, split))
-    with atomic_path(manifest_path(root, split)) as tmp:
+    """The COCO export and the manifest."""
+    write_json(coco_path(root, split), to_coco(scenes, vocab, split), root=root)
+    with atomic_path(manifest_path(root, split), root=root) as tmp:
         manifest(scenes).to_csv(tmp, index=False)
+
+
+def rewrite_exports(root: Path | str, split: str, scenes: list[dict], vocab: Vocabulary) -> None:
+    """Every export of the split from `scenes`: COCO, manifest, and the CLEVR scenes file if there is one."""
+    write_exports(root, split, scenes, vocab)
+    if clevr_scenes_path(root, split).exists():
+        write_clevr_scenes(root, split, scenes)

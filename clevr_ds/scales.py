@@ -1,8 +1,8 @@
 """Scale specifications: `rel_scale` = longest side of an object's visible 2D box / image side.
 
 Grammar: one range `A-B` or a comma-separated list of ranges `0.01-0.02,0.02-0.05`, with
-0 < A < B <= 1. Images are assigned to ranges round-robin (image i gets range i mod n), so every
-prefix of a split is spread evenly over the ranges.
+0 < A < B <= 1 and A at least MIN_SCALE. Images are assigned to ranges round-robin (image i gets
+range i mod n), so every prefix of a split is spread evenly over the ranges.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import numpy as np
 
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^\s*({_NUMBER})\s*-\s*({_NUMBER})\s*$")
+# Below this the sampler's sizes vanish in float64 rounding (objects ~10 world units from the camera);
+# it is far below one pixel at any resolution.
+MIN_SCALE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ def parse_scales(spec: str) -> list[ScaleRange]:
             raise ValueError(f"scale range {part.strip()!r} must lie in (0, 1]")
         if lo >= hi:
             raise ValueError(f"scale range {part.strip()!r} needs A < B")
+        if lo < MIN_SCALE:
+            raise ValueError(f"scale range {part.strip()!r} needs A >= {MIN_SCALE:g} (smaller objects are lost in rounding)")
         ranges.append(ScaleRange(lo, hi))
     return ranges
 

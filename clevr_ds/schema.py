@@ -1,12 +1,14 @@
 """The scene JSON and split meta of CLEVR-DS as data, and a checker that names the first violation.
 
 A spec is a type (`int`, `str`, `bool`, `dict`, `list`), NUMBER (int or float), `ListOf(spec, n)`
-(a list, of exactly n items when n is given) or a dict literal (an object that has at least these
-keys, each matching its spec; other keys are allowed). Booleans are never numbers.
+(a list, of exactly n items when n is given), `DictOf(spec)` (an object whose every value matches
+spec) or a dict literal (an object that has at least these keys, each matching its spec; other keys
+are allowed). Booleans are never numbers.
 
 Readers check only what they use: SCENE_BASE and META_BASE (every reader: layout, boxes,
-vocabulary), SCENE_BENCH and META_BENCH (the benchmark adds scales, pixel counts and the image
-count); `validate` checks the full SCENE and META.
+vocabulary), META_COUNT (readers of all scenes add the image count), SCENE_BENCH and META_BENCH
+(the benchmark adds scales, pixel counts and the image count); `validate` checks the full SCENE
+and META, and the fields of the COCO export that it reads (COCO).
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ class ListOf:
     length: int | None = None
 
 
+@dataclass(frozen=True)
+class DictOf:
+    item: object
+
+
 VEC3 = ListOf(NUMBER, 3)
 BOX = ListOf(NUMBER, 4)
-VOCABULARY = {"shapes": dict, "colors": dict, "materials": dict}
+RLE = {"size": ListOf(int, 2), "counts": str}
+VOCABULARY = {"shapes": DictOf(dict), "colors": DictOf(ListOf(int, 3)), "materials": DictOf(dict)}
 RENDER = {"engine": str, "device": str, "samples": int, "denoise": bool, "threads": int}
 GENERATOR = {"name": str, "version": str}
 
@@ -33,7 +41,7 @@ OBJECT_BENCH = {**OBJECT_BASE, "rel_scale": NUMBER, "visible_pixels": int}
 OBJECT = {
     **OBJECT_BENCH, "shape": str, "color": str, "material": str, "size": NUMBER, "rotation": NUMBER,
     "3d_coords": VEC3, "pixel_coords": VEC3, "target_scale": NUMBER, "projected_bbox": BOX, "area_frac": NUMBER,
-    "mask": {"size": ListOf(int, 2), "counts": str},
+    "mask": RLE,
 }  # fmt: skip
 
 
@@ -54,10 +62,17 @@ SCENE = {
 }  # fmt: skip
 
 META_BASE = {"vocabulary": VOCABULARY}
+META_COUNT = {**META_BASE, "num_images": int}
 META_BENCH = {**META_BASE, "split": str, "scales": str, "num_images": int}
 META = {
     **META_BENCH, "dataset": str, "generator": GENERATOR, "width": int, "height": int, "objects": ListOf(int, 2),
     "seed": int, "gap_px": NUMBER, "min_visible_pixels": int, "render": RENDER,
+}  # fmt: skip
+
+COCO = {
+    "images": ListOf({"id": int, "width": int, "height": int}),
+    "annotations": ListOf({"id": int, "image_id": int, "category_id": int, "bbox": BOX, "area": NUMBER, "segmentation": RLE}),
+    "categories": ListOf({"id": int, "name": str}),
 }  # fmt: skip
 
 _NAMES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
@@ -78,6 +93,11 @@ def problem(value, spec, where: str = "") -> str | None:
         if missing:
             return f"{at}missing keys {', '.join(missing)}"
         found = (problem(value[k], sub, f"{where}.{k}" if where else k) for k, sub in spec.items())
+        return next((p for p in found if p), None)
+    if isinstance(spec, DictOf):
+        if not isinstance(value, dict):
+            return f"{at}expected an object, got {_got(value)}"
+        found = (problem(item, spec.item, f"{where}.{k}" if where else k) for k, item in value.items())
         return next((p for p in found if p), None)
     if isinstance(spec, ListOf):
         if not isinstance(value, list) or spec.length not in (None, len(value)):

@@ -1,21 +1,26 @@
 """Check a CLEVR-DS folder: schemas, seeds, names and paths, completeness, and that images, scenes, masks,
-boxes, vocabulary and the COCO export agree. One line per problem."""
+boxes, vocabulary and the exports (COCO, manifest, CLEVR scenes file) agree. One line per problem.
+
+Reads only (a read-only copy validates), every file through a bounded reader confined to the root.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 from pycocotools.coco import COCO
 
 from .annotate import decode_mask, mask_bbox, rel_scale
-from .dataset import (DatasetError, coco_path, image_path, images_dir, incomplete_message, list_splits, load_meta,
-                      manifest_path, missing_files, read_scene, scenes_dir)  # fmt: skip
+from .dataset import (DatasetError, clevr_scenes_path, coco_path, image_path, images_dir, incomplete_message, list_splits,
+                      load_coco, load_meta, manifest_path, meta_path, missing_files, read_bytes, read_json, read_scene,
+                      scenes_dir)  # fmt: skip
+from .export import to_clevr
 from .sampling import scene_seed
 from .schema import META, SCENE
 from .vocab import Vocabulary, class_name
@@ -52,12 +57,12 @@ def _check_object(name: str, obj: dict, scene: dict, vocab: Vocabulary, min_visi
     if obj["class"] != class_name(obj["color"], obj["shape"]) or obj["class"] not in vocab.classes:
         problems.append(f"{name}: class {obj['class']!r} is not a vocabulary class for its colour and shape")
     w, h = scene["width"], scene["height"]
+    if obj["mask"]["size"] != [h, w]:  # checked before decoding: the size is the decoder's allocation
+        return problems + [f"{name}: mask is {obj['mask']['size'][1]}x{obj['mask']['size'][0]}, image is {w}x{h}"]
     try:
         mask = decode_mask(obj["mask"])
     except Exception as e:  # noqa: BLE001 - pycocotools raises assorted errors on bad RLE
         return problems + [f"{name}: mask does not decode ({e})"]
-    if mask.shape != (h, w):
-        return problems + [f"{name}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {w}x{h}"]
     x, y, bw, bh = obj["bbox"]
     if x < 0 or y < 0 or x + bw > w or y + bh > h:
         problems.append(f"{name}: bbox {obj['bbox']} leaves the {w}x{h} image")
@@ -72,15 +77,34 @@ def _check_object(name: str, obj: dict, scene: dict, vocab: Vocabulary, min_visi
     return problems
 
 
+def read_coco(root: Path, split: str) -> COCO:
+    """The split's COCO export indexed by pycocotools, after load_coco checked the fields it uses; DatasetError otherwise."""
+    coco = COCO()
+    coco.dataset = load_coco(root, split)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def _check_mask(path: Path, ann: dict, scene: dict) -> list[str]:
+    size = ann["segmentation"]["size"]
+    if size != [scene["height"], scene["width"]]:  # checked before decoding: the size is the decoder's allocation
+        return [f"{path}: mask of annotation {ann['id']} is {size[1]}x{size[0]}, its image {scene['width']}x{scene['height']}"]
+    try:
+        pixels = int(decode_mask(ann["segmentation"]).sum())
+    except Exception as e:  # noqa: BLE001 - pycocotools raises assorted errors on bad RLE
+        return [f"{path}: mask of annotation {ann['id']} does not decode ({e})"]
+    return [] if pixels == ann["area"] else [f"{path}: mask of annotation {ann['id']} disagrees with its area"]
+
+
 def _check_coco(root: Path, split: str, scenes: list[dict], vocab: Vocabulary) -> list[str]:
     path = coco_path(root, split)
     if not path.exists():
         return [f"{path}: COCO export missing (re-run render to write it)"]
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco = COCO(str(path))
-    except Exception as e:  # noqa: BLE001
-        return [f"{path}: pycocotools cannot load it ({e})"]
+        coco = read_coco(root, split)
+    except DatasetError as e:
+        return [str(e)]
     problems = []
     if sorted(coco.getImgIds()) != sorted(s["image_index"] for s in scenes):
         problems.append(f"{path}: images differ from the scenes")
@@ -90,14 +114,47 @@ def _check_coco(root: Path, split: str, scenes: list[dict], vocab: Vocabulary) -
     for scene in scenes:
         expected = [(o["class"], list(o["bbox"]), o["visible_pixels"]) for o in scene["objects"] if o["visible"]]
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[scene["image_index"]])) if scene["image_index"] in coco.imgs else []
-        got = [(names.get(a["category_id"]), list(a["bbox"]), a["area"]) for a in anns]
+        got = [(names.get(a["category_id"], ""), list(a["bbox"]), a["area"]) for a in anns]
         if sorted(got) != sorted(expected):
             problems.append(f"{path}: annotations of {scene['image_filename']} differ from its scene")
             continue
         for a in anns:
-            if coco.annToMask(a).sum() != a["area"]:
-                problems.append(f"{path}: mask of annotation {a['id']} disagrees with its area")
+            problems += _check_mask(path, a, scene)
     return problems
+
+
+def _check_manifest(root: Path, split: str, scenes: list[dict]) -> list[str]:
+    """The manifest lists the split's images, one row each, in image_index order."""
+    path = manifest_path(root, split)
+    try:
+        listed = pd.read_csv(io.BytesIO(read_bytes(path, root, "manifest")), dtype=str)["image_filename"].tolist()
+    except DatasetError as e:
+        return [str(e)]
+    except (ValueError, KeyError) as e:  # pandas' parser and empty-data errors are ValueErrors
+        return [f"{path}: unreadable ({' '.join(str(e).split())})"]
+    if len(listed) != len(scenes):
+        return [f"{path}: {len(listed)} rows for {len(scenes)} scenes (re-run export --format coco)"]
+    if listed != [s["image_filename"] for s in scenes]:
+        return [f"{path}: images differ from the scenes (re-run export --format coco)"]
+    return []
+
+
+def _check_clevr(root: Path, split: str, scenes: list[dict]) -> list[str]:
+    """The CLEVR scenes file, where there is one, holds the scenes as `export --format clevr` writes them now."""
+    path = clevr_scenes_path(root, split)
+    if not path.exists():
+        return []
+    try:
+        exported = read_json(path, root)
+        expected = json.loads(json.dumps(to_clevr(scenes, split)))["scenes"]
+    except DatasetError as e:
+        return [str(e)]
+    got = exported.get("scenes") if isinstance(exported, dict) else None
+    if isinstance(got, list) and len(got) != len(scenes):
+        return [f"{path}: {len(got)} scenes for the split's {len(scenes)} (re-run export --format clevr)"]
+    if got != expected:
+        return [f"{path}: scenes differ from the scene JSONs (re-run export --format clevr)"]
+    return []
 
 
 def validate_split(root: Path | str, split: str) -> list[str]:
@@ -107,6 +164,8 @@ def validate_split(root: Path | str, split: str) -> list[str]:
         vocab = Vocabulary.from_dict(meta["vocabulary"])
     except ValueError as e:  # DatasetError, UnsafePathError, a bad vocabulary
         return [f"{split}: unreadable meta ({e})"]
+    if meta["seed"] < 0:
+        return [f"{meta_path(root, split)}: seed {meta['seed']} is negative"]
     problems, scenes = [], []
     scene_files = sorted(scenes_dir(root, split).glob("*.json"))
     for path in scene_files:
@@ -129,19 +188,13 @@ def validate_split(root: Path | str, split: str) -> list[str]:
         problems.append(f"{split}: no scenes")
     if not scenes or len(scenes) < len(scene_files):  # the exports can only be compared with every scene read
         return problems
-    problems += _check_coco(root, split, scenes, vocab)
-    try:
-        rows = len(pd.read_csv(manifest_path(root, split)))
-        if rows != len(scenes):
-            problems.append(f"{manifest_path(root, split)}: {rows} rows for {len(scenes)} scenes")
-    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        problems.append(f"{manifest_path(root, split)}: unreadable ({e})")
-    return problems
+    return problems + _check_coco(root, split, scenes, vocab) + _check_manifest(root, split, scenes) + _check_clevr(root, split, scenes)
 
 
 def validate(root: Path | str, splits: list[str] | None = None) -> list[str]:
-    """All problems found in the given splits (default: every split in `root`)."""
+    """All problems found in the given splits (default: every split in `root`), each on one line
+    (a name read from a file may hold a line break)."""
     splits = splits or list_splits(root)
     if not splits:
         return [f"{root}: no CLEVR-DS split found (no meta/<split>.json)"]
-    return [p for split in splits for p in validate_split(root, split)]
+    return [" ".join(p.split()) for split in splits for p in validate_split(root, split)]

@@ -34,12 +34,14 @@ from typing import Iterator, Protocol
 
 from infra.atomic import write_bytes, write_json
 from infra.cluster import PROJECT_ROOT, ClusterError, connect
+from infra.errors import disk_of
 from clevr_ds.dataset import image_path, scene_path
 
 from .settings import RenderError
 
 JOBS_DIR = ".jobs"
 LOG_TAIL_LINES = 15
+DISK_FULL_BYTES = 2**20  # a worker that fails with less free on its disk failed for want of space
 RAY_RETRIES = 3
 RAY_SCRATCH = "clevr-ds-ray"
 # A low estimate of one Blender worker's peak memory (Cycles, denoising, id pass): base + per pixel.
@@ -86,9 +88,13 @@ def _start_worker(job: dict, folder: Path, key: int) -> tuple[subprocess.Popen, 
 
 
 def _check_worker(proc: subprocess.Popen, log_file: Path) -> None:
-    if proc.wait() != 0:
-        lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
-        raise RenderError(f"Blender worker failed (exit {proc.returncode}): {' | '.join(lines[-LOG_TAIL_LINES:])}")
+    """RenderError naming why a failed worker failed: its disk (that of its log) when full, else its log's tail."""
+    if proc.wait() == 0:
+        return
+    if shutil.disk_usage(log_file.parent).free < DISK_FULL_BYTES:  # Blender crashes without a word when it cannot write
+        raise RenderError(f"Blender worker failed (exit {proc.returncode}): no space left on device on {disk_of(log_file.parent)}")
+    lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
+    raise RenderError(f"Blender worker failed (exit {proc.returncode}): {' | '.join(lines[-LOG_TAIL_LINES:])}")
 
 
 def _pump(proc: subprocess.Popen, key: int, events: queue.Queue) -> None:
@@ -217,7 +223,7 @@ class RayExecutor:
                     raise RenderError(f"Ray task failed: {str(e).splitlines()[0]}") from None
                 for scene, data in zip(job["scenes"], files):
                     for path, content in zip(_scene_paths(out, scene), data):
-                        write_bytes(path, content)
+                        write_bytes(path, content, root=out)
                     yield scene["image_index"]
         finally:
             if owner:

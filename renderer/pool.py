@@ -7,10 +7,12 @@ Imports no bpy: scenes are sampled here (the driver) and rendered in chunks by a
 renders what is missing, with either executor.
 
 A request is checked (split name, sizes, memory, a GPU when asked for) before anything is
-written. The whole run holds OUT's folder lock (one writer per folder). The local pool keeps job
-files, worker logs and the workers' TMPDIR (Blender's session folder, the id pass EXR) in
-OUT/.jobs, removed at the end of the run and, after a kill, at the start of the next local run:
-nothing leaks outside OUT.
+written, and so are the folders it writes into: a symlinked one that leaves OUT is refused. The
+whole run holds OUT's folder lock (one writer per folder). A finished run rewrites every export
+of the split (COCO, manifest, and CLEVR's scenes file where `export` wrote one). The local pool
+keeps job files, worker logs and the workers' TMPDIR (Blender's session folder, the id pass EXR)
+in OUT/.jobs, removed at the end of the run and, after a kill, at the start of the next local
+run: nothing leaks outside OUT.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from tqdm import tqdm
 
 from clevr_ds import GENERATOR_NAME, GENERATOR_VERSION
 from infra.atomic import remove_stale_temporaries, write_json
-from clevr_ds.dataset import DATASET_NAME, coco_path, defining, image_file, images_dir, load_scenes, meta_path, read_json, scene_path, scenes_dir
-from clevr_ds.export import write_exports
+from clevr_ds.dataset import DATASET_NAME, MAX_IMAGES, defining, image_file, load_meta, load_scenes, meta_path, scene_path, written_folders
+from clevr_ds.export import rewrite_exports
+from clevr_ds.schema import META_COUNT
 from infra.lock import folder_lock
 from infra.paths import plain_name
 from clevr_ds.sampling import SceneConfig, config_to_dict, sample_scene
@@ -33,7 +36,6 @@ from .executors import PROJECT_ROOT, Executor, LocalPool, worker_bytes, worker_c
 from .settings import RenderError, RenderSettings
 
 MAX_SIDE = 16384
-MAX_IMAGES = 1_000_000  # image names hold 6 digits
 MAX_OBJECTS = 100
 MAX_SAMPLES = 65536
 MAX_WORKERS = 64
@@ -55,7 +57,7 @@ def _check_meta(out: Path, meta: dict) -> dict:
     path = meta_path(out, meta["split"])
     if not path.exists():
         return meta
-    old = read_json(path)
+    old = load_meta(out, meta["split"], META_COUNT)
     a, b = defining(old), defining(meta)
     differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if differing:
@@ -118,16 +120,17 @@ def render_split(
     check_request(config, settings, num_images, workers)
     for i in range(min(num_images, len(config.scales))):
         sample_scene(config, i)  # an impossible request fails here, before anything is written
+    written_folders(out, config.split)
     if settings.device == "gpu":
         probe_gpu()
     with folder_lock(out, purpose=f"render {config.split}"):
         meta = _check_meta(out, split_meta(config, settings, num_images, min_visible_pixels))
         split = config.split
-        for folder in (images_dir(out, split), scenes_dir(out, split), meta_path(out, split).parent, coco_path(out, split).parent):
+        for folder in written_folders(out, split):
             remove_stale_temporaries(folder)  # left by a killed writer
         todo = [i for i in range(num_images) if not _finished(out, config.split, i)]
         scenes = [sample_scene(config, i) for i in todo]
-        write_json(meta_path(out, config.split), meta, indent=2)
+        write_json(meta_path(out, config.split), meta, indent=2, root=out)
         if settings.threads == 0:
             settings = settings.with_overrides(threads=executor.threads)
         jobs = [
@@ -144,5 +147,5 @@ def render_split(
             for _ in executor.run(out, jobs):
                 bar.update(1)
         finished = load_scenes(out, config.split)
-        write_exports(out, config.split, finished, config.vocabulary)
+        rewrite_exports(out, config.split, finished, config.vocabulary)
     return finished

@@ -11,11 +11,11 @@ line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from infra.atomic import write_json
+from infra.jsonio import read_json
 from clevr_ds.dataset import image_path, scene_path
 from infra.paths import inside, plain_name
 from clevr_ds.vocab import Vocabulary
@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
         if argv == ["--probe-gpu"]:
             enable_gpu()
         else:
-            run_job(json.loads(Path(argv[0]).read_text()), Path(argv[0]))
+            run_job(read_json(argv[0], "job file"), Path(argv[0]))
     except (RenderError, ValueError, OSError) as e:
         print(e, file=sys.stderr)
         return 2
