@@ -10,6 +10,7 @@ let a writer that opened the old inode and one that creates a new file both hold
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -20,6 +21,7 @@ from typing import Iterator
 
 from .atomic import FILE_MODE
 from .errors import ToolkitError
+from .paths import UnsafePathError
 
 LOCK_NAME = ".lock"
 
@@ -34,7 +36,12 @@ def folder_lock(folder: str | os.PathLike, purpose: str = "write") -> Iterator[P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafePathError(f"{path} is a symbolic link; a lock file must be a plain file") from None
+        raise
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -42,8 +49,11 @@ def folder_lock(folder: str | os.PathLike, purpose: str = "write") -> Iterator[P
             holder = " ".join(os.pread(fd, 1024, 0).decode(errors="replace").split()) or "a process that is starting"
             raise FolderLockedError(f"{folder} is in use by another writer ({holder}); wait for it to end or choose another folder") from None
         started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, {purpose} since {started}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, {purpose} since {started}\n".encode(), 0)
+        except OSError as e:  # a full disk: name the lock file
+            raise OSError(e.errno, e.strerror, str(path)) from None
         yield path
     finally:
         os.close(fd)
