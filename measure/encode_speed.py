@@ -1,8 +1,8 @@
 """DetailCLIP encode speed: cc@k images per second for a 2240 px image, beside the FLOP floor and
 plain open_clip's encode rate of the same number of patches.
 
-    python benchmarks/encode_speed.py                                  # GPU: the three paper backbones
-    python benchmarks/encode_speed.py --models ViT-B-32 --images 1     # CPU: about a minute
+    python -m measure.encode_speed                                  # GPU: the three paper backbones
+    python -m measure.encode_speed --models ViT-B-32 --images 1     # CPU: about a minute
 
 Weights are random ("none"): speed does not depend on them. FLOPs are counted with the models in
 training mode (torch's FlopCounterMode misses nn.MultiheadAttention's inference fast path).
@@ -10,20 +10,16 @@ training mode (torch's FlopCounterMode misses nn.MultiheadAttention's inference 
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import click
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from detailclip.backbones import autocast, count_gflops, default_device, load_backbone  # noqa: E402
-from detailclip.features import encode_patches  # noqa: E402
-from detailclip.cover import scheme_boxes  # noqa: E402
-from detailclip.fusion import build_fusion  # noqa: E402
-from detailclip.patches import extract_patches  # noqa: E402
+from detailclip.backbones import autocast, count_gflops, default_device, load_backbone
+from detailclip.features import encode_patches
+from detailclip.cover import scheme_boxes
+from detailclip.fusion import build_fusion
+from detailclip.patches import extract_patches
 
 
 def synchronize(device: torch.device) -> None:
@@ -102,7 +98,7 @@ def measure(name: str, images: int, image_batch: int, k: int, size: str, side: i
     }
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--models", default="ViT-B-32,ViT-B-16,ViT-L-14-336", show_default=True, help="comma-separated")
 @click.option("--images", type=click.IntRange(1), default=None, help="images timed per model [default: 32 GPU, 1 CPU]")
 @click.option("--image-batch", type=click.IntRange(1), default=None, help="images cut together [default: 8 GPU, 1 CPU]")

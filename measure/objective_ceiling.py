@@ -1,6 +1,6 @@
 """How far one vector per image can go under the fusion's training objective (issue #14).
 
-    python benchmarks/objective_ceiling.py --data DIR --split val --scores RUN.scores.npz
+    python -m measure.objective_ceiling --data DIR --split val --scores RUN.scores.npz
         [--cache-dir DIR] [--variant text_weight=0.25,patch_weight=0 ...] [--steps 1500] [--quiet]
 
 For each variant of the distillation loss (detailclip.recipe.LossConfig fields, plus batch_size and
@@ -17,25 +17,22 @@ is the teacher's mAP itself.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
+import click
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmark.evaluation import evaluate  # noqa: E402
-from clevr_ds.dataset import DatasetError  # noqa: E402
-from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, average_prompts, load_backbone  # noqa: E402
-from detailclip.data import clevr_split  # noqa: E402
-from detailclip.features import extract_features  # noqa: E402
-from detailclip.losses import QueryCalibration, distillation_loss  # noqa: E402
-from detailclip.recipe import QUERY_SETS, FusionRecipe, LossConfig  # noqa: E402
-from detailclip.train import FeatureBank, teacher_targets, text_pair_weights, training_queries  # noqa: E402
+from benchmark.evaluation import evaluate
+from clevr_ds.dataset import DatasetError
+from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, average_prompts, load_backbone
+from detailclip.data import clevr_split
+from detailclip.features import extract_features
+from detailclip.losses import QueryCalibration, distillation_loss
+from detailclip.recipe import QUERY_SETS, FusionRecipe, LossConfig
+from detailclip.train import FeatureBank, teacher_targets, text_pair_weights, training_queries
 
 RECIPE = FusionRecipe()
 
@@ -110,38 +107,39 @@ def teacher_in_one_vector(targets: torch.Tensor, queries: torch.Tensor) -> torch
     return span + orthogonal * (1 - span.square().sum(dim=-1, keepdim=True)).sqrt()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="CLEVR-DS folder")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--scores", type=Path, required=True, help="a bench run's .scores.npz of that split (labels)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache")
-    parser.add_argument("--variant", action="append", default=[], help="KEY=VALUE,... (repeatable)")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args()
-    variants = [("shipped", parse_variant(""))] + [(v, parse_variant(v)) for v in args.variant]
+@click.command(help=__doc__.split("\n\n")[0],
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="CLEVR-DS folder")
+@click.option("--split", default="val", show_default=True)
+@click.option("--scores", type=click.Path(path_type=Path), required=True, help="a bench run's .scores.npz of that split (labels)")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="feature cache")
+@click.option("--variant", "variant_texts", multiple=True, help="KEY=VALUE,... (repeatable)")
+@click.option("--steps", type=int, default=1500, show_default=True)
+@click.option("--lr", type=float, default=1e-2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def main(data: Path, split: str, scores: Path, cache_dir: Path | None, variant_texts: tuple[str, ...], steps: int,
+         lr: float, seed: int, quiet: bool) -> None:
+    variants = [("shipped", parse_variant(""))] + [(v, parse_variant(v)) for v in variant_texts]
     try:
-        images = clevr_split(args.data, args.split)
+        images = clevr_split(data, split)
     except DatasetError as e:
         raise SystemExit(f"error: {e}") from None
     try:
-        with np.load(args.scores) as saved:
+        with np.load(scores) as saved:
             labels = {k: saved[k] for k in ("images", "classes", "labels_overall", "labels_buckets", "bucket_names", "k")}
     except (OSError, ValueError, KeyError) as e:
-        raise SystemExit(f"error: cannot read the labels of {args.scores}: {e}") from None
+        raise SystemExit(f"error: cannot read the labels of {scores}: {e}") from None
     if [p.name for p in images.paths] != labels["images"].tolist() or images.classes != labels["classes"].tolist():
-        raise SystemExit(f"error: {args.scores} is a run of other images or classes than {args.data} {args.split}")
+        raise SystemExit(f"error: {scores} is a run of other images or classes than {data} {split}")
     backbone = load_backbone(DEFAULT_BACKBONE, DEFAULT_PRETRAINED, seed=RECIPE.train.seed)
     prompts = backbone.prompt_embeddings(images.classes, RECIPE.templates).float()
-    bank = FeatureBank.from_items(extract_features(backbone, images.paths, RECIPE.scheme, RECIPE.k, args.cache_dir,
-                                                   progress=not args.quiet),
+    bank = FeatureBank.from_items(extract_features(backbone, images.paths, RECIPE.scheme, RECIPE.k, cache_dir,
+                                                   progress=not quiet),
                                   backbone.device)
     class_queries = average_prompts(prompts).to(backbone.device)
     names = labels["bucket_names"].tolist()
-    print(f"{args.split}: {len(bank)} images; mAP of free vectors fitted to each loss ({args.steps} steps)")
+    print(f"{split}: {len(bank)} images; mAP of free vectors fitted to each loss ({steps} steps)")
     print(f"{'variant':<44} {'overall':>8} " + " ".join(f"{n:>14}" for n in names))
 
     def report(name: str, vectors: torch.Tensor) -> None:
@@ -155,7 +153,7 @@ def main() -> None:
         report("teacher, held exactly by one vector", teacher_in_one_vector(teacher, class_queries))
     for name, (loss, batch, queries) in variants:
         report(name, fit_free_vectors(bank, training_queries(prompts, queries).to(backbone.device), loss, batch,
-                                      args.steps, args.lr, args.seed))
+                                      steps, lr, seed))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Do two renders of the same scenes (e.g. with the `fast` and the `default` preset) give the same figures?
 
-    python benchmarks/preset_agreement.py RESULTS_A RESULTS_B [--level 0.95]
+    python -m measure.preset_agreement RESULTS_A RESULTS_B [--level 0.95]
 
 Pairs every run of one method (same settings, backbone and weights) in the two results folders
 (bench writes its scores files by default), keeps the images both runs scored (by file name; their
@@ -13,18 +13,16 @@ so per-image difficulty cancels. "differs" marks a difference whose interval exc
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmark.evaluation import evaluate  # noqa: E402
-from benchmark.results import load_runs  # noqa: E402
-from benchmark.uncertainty import DEFAULT_LEVEL, paired_difference  # noqa: E402
+from benchmark.evaluation import evaluate
+from benchmark.results import load_runs
+from benchmark.uncertainty import DEFAULT_LEVEL, paired_difference
 
 
 def runs(folder: Path) -> dict[tuple, Path]:
@@ -71,27 +69,27 @@ def compare(a: Path, b: Path, level: float) -> tuple[list[tuple], int]:
     return rows, len(names)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results_a", type=Path)
-    parser.add_argument("results_b", type=Path)
-    parser.add_argument("--level", type=float, default=DEFAULT_LEVEL)
-    args = parser.parse_args()
-    ra, rb = runs(args.results_a), runs(args.results_b)
+@click.command(help=__doc__.split("\n\n")[0],
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.argument("results_a", type=click.Path(path_type=Path))
+@click.argument("results_b", type=click.Path(path_type=Path))
+@click.option("--level", type=float, default=DEFAULT_LEVEL, show_default=True)
+def main(results_a: Path, results_b: Path, level: float) -> None:
+    ra, rb = runs(results_a), runs(results_b)
     shared = sorted(set(ra) & set(rb))
     if not shared:
         raise SystemExit("no method was run with the same settings and weights in both folders")
-    print(f"A = {args.results_a}, B = {args.results_b}; mAP (interval), paired A - B (interval), level {args.level}")
+    print(f"A = {results_a}, B = {results_b}; mAP (interval), paired A - B (interval), level {level}")
     differing = total = 0
     for key in shared:
-        rows, n = compare(ra[key], rb[key], args.level)
+        rows, n = compare(ra[key], rb[key], level)
         print(f"\n{key[0]} ({n} common images)")
         for block, ma, ca, mb, cb, d in rows:
             flag = "differs" if d["significant"] else "same"
             differing, total = differing + d["significant"], total + 1
             print(f"  {block:<14} A {ma:.3f} ({ca[0]:.3f}-{ca[1]:.3f})  B {mb:.3f} ({cb[0]:.3f}-{cb[1]:.3f})  "
                   f"A-B {d['delta']:+.3f} ({d['delta_lo']:+.3f} to {d['delta_hi']:+.3f})  {flag}")
-    print(f"\n{differing} of {total} blocks differ at level {args.level}")
+    print(f"\n{differing} of {total} blocks differ at level {level}")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ Prints seconds per image (scene build + render + PNG + id pass + annotations), C
 megapixel, the annotation share of the time, and PSNR of each preset against a 256-sample
 Cycles reference of the same scene (rendered on a crop around an object, to keep it cheap).
 
-    python benchmarks/render_speed.py                       # 2240 px and 480 px, default presets
-    python benchmarks/render_speed.py --sizes 480 --presets default,fast,preview --scenes 2
+    python -m measure.render_speed                       # 2240 px and 480 px, default presets
+    python -m measure.render_speed --sizes 480 --presets default,fast,preview --scenes 2
 """
 
 from __future__ import annotations
 
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,17 +18,15 @@ from pathlib import Path
 import click
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bpy
+from PIL import Image
 
-import bpy  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from clevr_ds.sampling import SceneConfig, sample_scene  # noqa: E402
-from clevr_ds.scales import parse_scales  # noqa: E402
-from renderer.engines import configure  # noqa: E402
-from renderer.render import render_scene  # noqa: E402
-from renderer.scene_builder import build_scene, reset  # noqa: E402
-from renderer.settings import PRESETS  # noqa: E402
+from clevr_ds.sampling import SceneConfig, sample_scene
+from clevr_ds.scales import parse_scales
+from renderer.engines import configure
+from renderer.render import render_scene
+from renderer.scene_builder import build_scene, reset
+from renderer.settings import PRESETS
 
 
 def cpu_seconds() -> float:
@@ -68,7 +65,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--sizes", default="2240,480", show_default=True)
 @click.option("--presets", default="default,fast,preview", show_default=True)
 @click.option("--scenes", type=int, default=1, show_default=True, help="scenes per size")
