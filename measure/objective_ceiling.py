@@ -146,7 +146,8 @@ def main(data: Path, split: str, scores: Path, cache_dir: Path | None, variant_t
         metrics = evaluate((vectors @ class_queries.T).T.cpu().numpy(), images.classes, labels["labels_overall"],
                            names, labels["labels_buckets"], int(labels["k"]))
         row = [metrics["overall"]["mAP"]] + [metrics["buckets"][n]["mAP"] for n in names]
-        print(f"{name:<44} " + " ".join(f"{v:>{8 if i == 0 else 14}.3f}" for i, v in enumerate(row)), flush=True)
+        cells = ("-" if v is None else f"{v:.3f}" for v in row)  # None: a bucket without positives
+        print(f"{name:<44} " + " ".join(f"{c:>{8 if i == 0 else 14}}" for i, c in enumerate(cells)), flush=True)
 
     if len(class_queries) < class_queries.shape[1]:  # room for a direction orthogonal to every class
         teacher = teacher_targets(bank, class_queries, RECIPE.train.loss.teacher_levels)
