@@ -134,9 +134,9 @@ def leaderboard(results, out, baselines):
 @click.option("--queries", type=click.IntRange(min=0), default=3, show_default=True, help="Queries shown in the galleries.")
 def report(results, source, out, baselines, queries):
     """One self-contained HTML report of RESULTS: leaderboard with intervals, plot, per-class AP, top-5 galleries."""
-    from infra.atomic import write_text
     from clevr_ds.dataset import DatasetError
 
+    from .fileset import text_writer, write_together
     from .report import build_report
 
     if not results.is_dir():
@@ -144,9 +144,9 @@ def report(results, source, out, baselines, queries):
     try:
         text = build_report(results, source if source.given else None, baselines, queries,
                             warn=lambda line: click.echo(line, err=True))
-    except (DatasetError, ValueError, OSError) as e:
+    except (DatasetError, ValueError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
-    write_text(out, text)
+    write_together({out: text_writer(text)})
     click.echo(f"wrote {out} ({len(text) // 1024} KiB)", err=True)
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from infra.atomic import atomic_path, write_text
 from clevr_ds.standards import published
 
-from .results import COST_KEYS
+from .fileset import Writer, text_writer, write_together
+from .results import COST_KEYS, FIGURE
 from .uncertainty import paired_difference
 
 BUCKET_PREFIX = "mAP "
@@ -53,7 +53,7 @@ def run_row(record: dict, source: str = "") -> dict:
            "split": record["split"], "split_hash": record["split_hash"][:12], "n_images": record["n_images"]}  # fmt: skip
     overall = record["metrics"]["overall"]
     row.update(mAP=overall["mAP"], **_interval(overall))
-    row.update({k: v for k, v in overall.items() if k not in {"mAP", "mAP_ci", "mAP_replicates", "per_class", "n_negatives"}})
+    row.update({k: v for k, v in overall.items() if FIGURE.fullmatch(k) or k in ("n_queries", "n_queries_without_positives", "n_positives")})
     for name, block in record["metrics"]["buckets"].items():
         row[f"{BUCKET_PREFIX}{name}"] = block["mAP"]
         row.update({f"{k} {name}": v for k, v in _interval(block).items()})
@@ -284,17 +284,9 @@ def figure(table: pd.DataFrame):
     return fig
 
 
-def plot(table: pd.DataFrame, stem: Path) -> list[Path]:
-    """The figure as .png, .svg and .pdf beside `stem`; returns the paths."""
-    import matplotlib.pyplot as plt
-
-    fig = figure(table)
-    paths = [stem.with_suffix(f".{fmt}") for fmt in PLOT_FORMATS]
-    for path in paths:
-        with atomic_path(path) as tmp:
-            save_figure(fig, tmp, path.suffix[1:], dpi=120)
-    plt.close(fig)
-    return paths
+def figure_writer(fig, fmt: str) -> Writer:
+    """A writer of `fig` in format `fmt` (png, svg, pdf), with `save_figure`'s reproducible bytes."""
+    return lambda path: save_figure(fig, path, fmt, dpi=120)
 
 
 def save_figure(fig, target, fmt: str, **options) -> None:
@@ -307,8 +299,15 @@ def save_figure(fig, target, fmt: str, **options) -> None:
 
 
 def write_leaderboard(table: pd.DataFrame, csv_path: Path) -> list[Path]:
-    """Write the CSV, and beside it a .md table and the plot as .png, .svg and .pdf; return the paths."""
+    """Write the CSV, and beside it a .md table and the plot as .png, .svg and .pdf, as one set
+    (all or none, benchmark.fileset); return the paths."""
+    import matplotlib.pyplot as plt
+
     csv_path = Path(csv_path)
-    write_text(csv_path, to_csv(table))
-    write_text(csv_path.with_suffix(".md"), to_markdown(table))
-    return [csv_path, csv_path.with_suffix(".md"), *plot(table, csv_path)]
+    fig = figure(table)
+    writers = {csv_path: text_writer(to_csv(table)), csv_path.with_suffix(".md"): text_writer(to_markdown(table))}
+    writers.update({csv_path.with_suffix(f".{fmt}"): figure_writer(fig, fmt) for fmt in PLOT_FORMATS})
+    try:
+        return write_together(writers)
+    finally:
+        plt.close(fig)

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from infra.paths import inside
+
 from .leaderboard import build_table, figure, group_cells, groups, save_figure
-from .results import load_runs
+from .results import SavedScores, ScoresError, load_runs, load_scores
 from .sources import SourceSpec
 
 GALLERY_METHODS = ("clip", "detailclip", "cc-max")
@@ -99,8 +101,8 @@ def _per_class_html(rows: pd.DataFrame, records: dict[str, dict]) -> str:
     """AP per class (rows) and run (columns), overall."""
     runs = [(row["label"], records[row["file"]]["metrics"]["overall"]["per_class"]) for _, row in rows.iterrows()]
     classes = list(runs[0][1])
-    body = [[c, *("-" if per[c]["AP"] is None else f"{per[c]['AP']:.3f}" for _, per in runs), str(runs[0][1][c]["n_positives"])]
-            for c in classes]  # fmt: skip
+    ap = [{c: row["AP"] for c, row in per.items()} for _, per in runs]  # a run may lack a class of the first
+    body = [[c, *("-" if a.get(c) is None else f"{a[c]:.3f}" for a in ap), str(runs[0][1][c]["n_positives"])] for c in classes]
     return _table_html(["class", *(label for label, _ in runs), "positives"], body, "AP per class (all scales)")
 
 
@@ -121,33 +123,46 @@ def _gallery_html(query: str, bucket: str, runs: dict, images: list, labels, top
     return "".join(parts)
 
 
+def _gallery_scores(rows: pd.DataFrame, records: dict[str, dict], results: Path) -> dict[str, SavedScores]:
+    """Run label -> saved scores of the best run of each gallery method that saved them (rows are sorted
+    by mAP); each scores file is a plain name inside `results`, and all of them rank the same queries
+    and images with the same labels."""
+    chosen = {}
+    for _, row in rows.iterrows():
+        record = records[row["file"]]
+        if record["method"] in GALLERY_METHODS and record["method"] not in chosen and record["scores_file"]:
+            chosen[record["method"]] = (row["label"], inside(results, record["scores_file"], source=results / row["file"]))
+    saved = {label: load_scores(path) for label, path in (chosen[m] for m in GALLERY_METHODS if m in chosen)}
+    first = next(iter(saved.values()), None)
+    for label, z in saved.items():
+        if (z.classes, z.images, z.bucket_names) != (first.classes, first.images, first.bucket_names) or not (
+                np.array_equal(z.labels_buckets, first.labels_buckets)):  # fmt: skip
+            raise ScoresError(f"{results}: the scores files of {label} and {next(iter(saved))} rank different data")
+    return saved
+
+
 def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path, source, queries: int, top: int) -> str:
     """Top images of the gallery methods for the most populated queries of the smallest bucket with
     positives; `source` (benchmark.sources.Source) must be the split these runs scored."""
-    chosen = {}
-    for _, row in rows.iterrows():  # best run of each gallery method (rows are sorted by mAP)
-        record = records[row["file"]]
-        if record["method"] in GALLERY_METHODS and record["method"] not in chosen and record.get("scores_file"):
-            chosen[record["method"]] = (row["label"], results / record["scores_file"])
-    if not chosen:
+    saved = _gallery_scores(rows, records, results)
+    if not saved:
         return "<p>No saved scores of clip, detailclip or cc-max runs: run bench without --no-save-scores for galleries.</p>"
-    runs = {}
-    for method in GALLERY_METHODS:
-        if method in chosen:
-            label, path = chosen[method]
-            with np.load(path) as z:  # the runs of one group share classes, images and labels
-                runs[label] = z["scores"]
-                classes, names, all_labels = z["classes"].tolist(), z["images"].tolist(), z["labels_buckets"]
-                bucket_names = z["bucket_names"].tolist()
-    b = next((b for b, labels in enumerate(all_labels) if (labels == 1).any()), 0)
-    bucket, labels = str(bucket_names[b]), all_labels[b]
+    z = next(iter(saved.values()))
+    b = next((b for b, labels in enumerate(z.labels_buckets) if (labels == 1).any()), None)
+    if b is None:
+        return "<p>No bucket holds a positive: no galleries.</p>"
+    bucket, labels = z.bucket_names[b], z.labels_buckets[b]
     by_name = {image.name: image for image in source.images}
-    images = [by_name[name] for name in names]
+    unknown = [name for name in z.images if name not in by_name]
+    if unknown:
+        raise ScoresError(f"{results}: the saved scores rank image {unknown[0]!r}, which the data given lacks")
+    images = [by_name[name] for name in z.images]
     parts = [f"<h3>Top {top} in the smallest bucket with positives ({html.escape(bucket)})</h3>"
              "<p>Green frame: the image holds the query's class in this bucket; red: it does not. "
              "Pink boxes: the query's objects (drawn at least 10 px).</p>"]
     for q in gallery_queries(labels, queries):
-        parts.append(_gallery_html(classes[q], bucket, {label: s[q] for label, s in runs.items()}, images, labels[q], top))
+        scores = {label: s.scores[q] for label, s in saved.items()}
+        parts.append(_gallery_html(z.classes[q], bucket, scores, images, labels[q], top))
     return "".join(parts)
 
 

@@ -23,7 +23,8 @@ from .context import BenchContext
 from .evaluation import evaluate
 from .methods import Method, create_method
 from .protocol import Bucket, Protocol, Relevance
-from .results import SCHEMA_VERSION, SCORES_SUFFIX, run_id, run_stem, save_scores, software_versions, write_run
+from .fileset import Writer
+from .results import SCHEMA_VERSION, SCORES_SUFFIX, run_id, run_stem, scores_writer, software_versions, write_run
 from .sources import Source, SourceSpec
 
 LATENCY_REPEATS = 5
@@ -137,8 +138,8 @@ def prepare(cfg: BenchConfig) -> Prepared:
     return Prepared(source, protocol.relevance(source.images), ctx, identity)
 
 
-def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, stem: str) -> dict:
-    """Encode, score and evaluate one method; write its scores if asked; return its run record."""
+def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, stem: str) -> tuple[dict, Writer | None]:
+    """Encode, score and evaluate one method; return its run record and, if asked, the writer of its scores."""
     buckets = [Bucket(lo, hi) for lo, hi in identity["protocol"]["buckets"]]
     start = time.perf_counter()
     encoded = method.encode(p.ctx)
@@ -147,10 +148,9 @@ def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, st
     scores = encoded.index.score(text).numpy()
     metrics = evaluate(scores, p.classes, p.relevance.overall, [b.name for b in buckets], p.relevance.per_bucket, cfg.k)
     scores_file = f"{stem}{SCORES_SUFFIX}" if cfg.save_scores else None
-    if scores_file:
-        save_scores(Path(cfg.out) / scores_file, scores, p.classes, [image.name for image in p.source.images],
-                    [b.name for b in buckets], [[b.lo, b.hi] for b in buckets], p.relevance.overall,
-                    p.relevance.per_bucket, cfg.k)  # fmt: skip
+    saved = scores_writer(scores, p.classes, [image.name for image in p.source.images], [b.name for b in buckets],
+                          [[b.lo, b.hi] for b in buckets], p.relevance.overall, p.relevance.per_bucket,
+                          cfg.k) if scores_file else None  # fmt: skip
     cost = {
         "vectors_per_image": encoded.index.vectors_per_image,
         "forward_passes_per_image": encoded.forward_passes_per_image,
@@ -161,12 +161,13 @@ def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, st
         "encode_device": p.ctx.device_description(),
         "encode_threads": torch.get_num_threads(),
     }
-    return {
+    record = {
         "schema_version": SCHEMA_VERSION, "run_id": run_id(identity), **identity, "n_images": len(p.source.images),
         "n_images_expected": p.source.n_images_expected, "complete": len(p.source.images) == p.source.n_images_expected,
         "metrics": metrics, "cost": cost, "software": software_versions(), "scores_file": scores_file,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
+    return record, saved
 
 
 def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> list[Path]:
@@ -184,8 +185,8 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> list[Pat
         if cfg.skip_existing and path.exists():
             echo(f"skip {method.name}: {path} exists")
             continue
-        record = run_method(cfg, p, method, identity, stem)
-        write_run(path, record)
+        record, scores = run_method(cfg, p, method, identity, stem)
+        write_run(path, record, scores)  # the scores and the record appear together or not at all
         score = record["metrics"]["overall"]["mAP"]
         echo(f"{method.name}: mAP {'-' if score is None else f'{score:.4f}'} -> {path}")
     return paths

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infra.atomic import atomic_path
 from infra.cluster import RayCluster
 
 from .context import BenchContext
+from .fileset import npz_writer, write_together
 from .index import ImageIndex
 from .sources import Source, SourceImage, image_size
 
@@ -77,8 +77,8 @@ def build_index(images_dir: Path | str, out: Path | str, method: str = "detailcl
         "images": [{"path": image.name, "sha256": h} for image, h in zip(source.images, hashes)],
     }  # fmt: skip
     result = SearchIndex(ImageIndex(encoded.index.vectors.float().cpu(), encoded.index.counts.cpu()), header)
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
-        np.savez(f, vectors=result.index.vectors.numpy(), counts=result.index.counts.numpy(), header=json.dumps(header))
+    arrays = {"vectors": result.index.vectors.numpy(), "counts": result.index.counts.numpy(), "header": json.dumps(header)}
+    write_together({out: npz_writer(arrays)})
     return result
 
 
@@ -127,6 +127,5 @@ def contact_sheet(paths: list[Path], scores: list[float], out: Path | str, thumb
             image.thumbnail((thumb, thumb))
         sheet.paste(image, (i * thumb + (thumb - image.width) // 2, (thumb - image.height) // 2))
         draw.text((i * thumb + 3, 2), f"{i + 1}  {score:.3f}", fill="white", stroke_width=1, stroke_fill="black")
-    with atomic_path(out) as tmp:
-        sheet.save(tmp, format="PNG")
+    write_together({out: lambda tmp: sheet.save(tmp, format="PNG")})
     return Path(out)

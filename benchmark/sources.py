@@ -20,8 +20,10 @@ from typing import Iterable, Sequence
 from clevr_ds.annotate import rel_scale
 from clevr_ds.dataset import (
     DATASET_NAME, DatasetError, finished_scenes, image_path, load_meta,
-    read_class_names, read_json, split_hash,
+    read_class_names, split_hash,
 )  # fmt: skip
+from infra.jsonio import MiB
+from infra.jsonio import read_json as bounded_json
 from infra.paths import inside, plain_name
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
 from clevr_ds.vocab import Vocabulary
@@ -34,6 +36,9 @@ DEFAULT_BUCKETS = 3  # log-even buckets over the observed rel_scale range (COCO,
 DOTA_CLASSES = ("plane", "baseball diamond", "bridge", "ground track field", "small vehicle", "large vehicle", "ship",
                 "tennis court", "basketball court", "storage tank", "soccer ball field", "roundabout", "harbor",
                 "swimming pool", "helicopter", "container crane")  # fmt: skip
+COCO_MAX_BYTES = 1024 * MiB  # COCO train instances are about 450 MiB
+MAX_LABEL_BYTES = 64 * MiB  # a DOTA label file: a few KiB
+MAX_SIDE = 1 << 31  # image width and height in a COCO file
 DOTA_HEADER = re.compile(r"^\s*[A-Za-z_]+\s*:")  # imagesource:..., gsd:...
 COCO_SPEC = {
     "images": ListOf({"id": int, "file_name": str, "width": int, "height": int}),
@@ -128,8 +133,8 @@ def clevr_ds_source(root: Path | str, split: str, allow_incomplete: bool = False
 def coco_source(instances: Path | str, image_root: Path | str, classes: Sequence[str] | None = None) -> Source:
     """COCO instances: categories (by id) are the classes, `classes` overrides their names; crowd is ignored."""
     instances = Path(instances)
-    data = read_json(instances)
-    found = problem(data, COCO_SPEC)
+    data = bounded_json(instances, "COCO instances file", max_bytes=COCO_MAX_BYTES, error=DatasetError)
+    found = _coco_problem(data)
     if found:
         raise DatasetError(f"{instances}: {found}")
     categories = sorted(data["categories"], key=lambda c: c["id"])
@@ -140,8 +145,9 @@ def coco_source(instances: Path | str, image_root: Path | str, classes: Sequence
         names = list(classes)
     category = {c["id"]: names[i] for i, c in enumerate(categories)}
     records = {im["id"]: im for im in data["images"]}
-    if len(records) != len(data["images"]):
-        raise DatasetError(f"{instances}: image ids are not unique")
+    for kind, unique, listed in (("image", records, data["images"]), ("category", category, categories)):
+        if len(unique) != len(listed):
+            raise DatasetError(f"{instances}: {kind} ids are not unique")
     objects: dict[int, list[SourceObject]] = {i: [] for i in records}
     for i, a in enumerate(data["annotations"]):
         im, cls = records.get(a["image_id"]), category.get(a["category_id"])
@@ -159,6 +165,30 @@ def coco_source(instances: Path | str, image_root: Path | str, classes: Sequence
     split = instances.stem.removeprefix("instances_")
     head = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     return _source("COCO", split, names, images, _content_hash(head, [im.path for im in images]))
+
+
+def _finite(value: int | float) -> bool:
+    """True for a number that converts to a finite float (JSON's 1e400 reads as inf, 10**400 overflows)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _coco_problem(data) -> str | None:
+    """The first way `data` breaks COCO_SPEC or holds a value the benchmark cannot use, as one line."""
+    found = problem(data, COCO_SPEC)
+    if found:
+        return found
+    for i, im in enumerate(data["images"]):
+        if not (1 <= im["width"] <= MAX_SIDE and 1 <= im["height"] <= MAX_SIDE):
+            return f"images[{i}]: width and height must lie in [1, {MAX_SIDE}], got {im['width']!r:.20} x {im['height']!r:.20}"
+    for i, a in enumerate(data["annotations"]):
+        if not all(_finite(v) for v in (*a["bbox"], a["area"])) or min(a["bbox"][2:]) < 0:
+            return f"annotations[{i}]: bbox and area must be finite, the box's width and height >= 0"
+        if a.get("iscrowd", 0) not in (0, 1):
+            return f"annotations[{i}].iscrowd: expected 0 or 1, got {a['iscrowd']!r:.40}"
+    return None
 
 
 def dota_source(root: Path | str, classes: Sequence[str] | None = None) -> Source:
@@ -204,9 +234,13 @@ def _dota_name(name: str) -> str:
 def _dota_objects(label: Path, width: int, height: int, lookup: dict[str, str]) -> tuple[SourceObject, ...]:
     """The objects of one DOTA label file: the axis-aligned box of each polygon, its shoelace area."""
     try:
-        lines = label.read_text().splitlines()
+        with open(label, "rb") as f:
+            data = f.read(MAX_LABEL_BYTES + 1)
+        lines = data.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"cannot read {label}: {e}") from None
+    if len(data) > MAX_LABEL_BYTES:
+        raise DatasetError(f"{label}: label file larger than the limit of {MAX_LABEL_BYTES // MiB} MiB")
     objects = []
     for n, line in enumerate(lines, 1):
         tokens = line.split()
