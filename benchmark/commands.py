@@ -10,7 +10,6 @@ import click
 from clevr_ds.dataset import DEFAULT_ROOT
 from detailclip.commands import allow_incomplete_option, cache_dir_option, feature_options
 
-
 # Listed here so that --help stays fast (the registry imports torch); a test keeps it equal to the registry.
 METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-max", "oracle-crop", "s2", "detailclip")
 
@@ -135,8 +134,8 @@ def leaderboard(results, out, baselines):
 def report(results, source, out, baselines, queries):
     """One self-contained HTML report of RESULTS: leaderboard with intervals, plot, per-class AP, top-5 galleries."""
     from clevr_ds.dataset import DatasetError
+    from infra.atomic import text_writer, write_together
 
-    from .fileset import text_writer, write_together
     from .report import build_report
 
     if not results.is_dir():

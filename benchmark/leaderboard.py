@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from clevr_ds.standards import published
+from infra.atomic import Writer, text_writer, write_together
 
-from .fileset import Writer, text_writer, write_together
 from .results import COST_KEYS, FIGURE
 from .uncertainty import paired_difference
 
@@ -300,7 +300,7 @@ def save_figure(fig, target, fmt: str, **options) -> None:
 
 def write_leaderboard(table: pd.DataFrame, csv_path: Path) -> list[Path]:
     """Write the CSV, and beside it a .md table and the plot as .png, .svg and .pdf, as one set
-    (all or none, benchmark.fileset); return the paths."""
+    (all or none, infra.atomic.write_together); return the paths."""
     import matplotlib.pyplot as plt
 
     csv_path = Path(csv_path)

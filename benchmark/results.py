@@ -26,13 +26,12 @@ from typing import Callable
 import numpy as np
 
 from clevr_ds.schema import NUMBER, ListOf, problem
-from infra.atomic import TMP_MARK
+from infra.atomic import TMP_MARK, Writer, npz_writer, text_writer, write_together
 from infra.errors import ToolkitError
 from infra.jsonio import MiB, read_json
 from infra.paths import confine, plain_name
 
 from .evaluation import evaluate
-from .fileset import Writer, npz_writer, text_writer, write_together
 
 SCHEMA_VERSION = 2  # 2: bootstrap intervals and replicates in every metrics block
 RUN_KEYS = (
@@ -182,7 +181,7 @@ def validate_run(record, source: str = "run") -> dict:
 
 def write_run(path: Path, record: dict, scores: Writer | None = None) -> None:
     """Write the run record at `path`, and with `scores` (a `scores_writer`) its scores file
-    (record["scores_file"], beside it) first: both appear, or neither (benchmark.fileset)."""
+    (record["scores_file"], beside it) first: both appear, or neither (infra.atomic.write_together)."""
     path = Path(path)
     text = json.dumps(validate_run(record, str(path)), indent=1) + "\n"
     writers = {path.parent / record["scores_file"]: scores} if scores is not None else {}

@@ -16,14 +16,14 @@ from typing import Callable
 
 import torch
 
-from infra.errors import ToolkitError
+from infra.atomic import Writer
 from infra.cluster import RayCluster
+from infra.errors import ToolkitError
 
 from .context import BenchContext
 from .evaluation import evaluate
 from .methods import Method, create_method
 from .protocol import Bucket, Protocol, Relevance
-from .fileset import Writer
 from .results import SCHEMA_VERSION, SCORES_SUFFIX, run_id, run_stem, scores_writer, software_versions, write_run
 from .sources import Source, SourceSpec
 

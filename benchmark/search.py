@@ -18,10 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clevr_ds.schema import ListOf, problem
+from infra.atomic import npz_writer, write_together
 from infra.cluster import RayCluster
+from infra.errors import ToolkitError
+from infra.jsonio import parse_json
+from infra.paths import UnsafePathError, inside
 
 from .context import BenchContext
-from .fileset import npz_writer, write_together
 from .index import ImageIndex
 from .sources import Source, SourceImage, image_size
 
@@ -82,18 +86,35 @@ def build_index(images_dir: Path | str, out: Path | str, method: str = "detailcl
     return result
 
 
+class IndexFileError(ToolkitError, ValueError):
+    """A missing, corrupt or foreign index file."""
+
+
+INDEX_HEADER = {"format": int, "backbone": str, "pretrained": str, "seed": int, "image_size": (int, type(None)),
+                "root": str, "images": ListOf({"path": str, "sha256": str})}  # fmt: skip
+
+
 def load_index(path: Path | str) -> SearchIndex:
-    """An index file written by `build_index`; ValueError with one line otherwise."""
+    """An index file written by `build_index`, its header bounded and typed and its image paths inside
+    its root; IndexFileError with one line otherwise."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            header = json.loads(str(z["header"]))
-            index = ImageIndex(torch.from_numpy(z["vectors"]), torch.from_numpy(z["counts"]))
+            header = parse_json(str(z["header"]), path, "index header", error=IndexFileError)
+            index = ImageIndex(torch.from_numpy(z["vectors"]).float(), torch.from_numpy(z["counts"]).long())
     except FileNotFoundError:
-        raise ValueError(f"no index file {path}") from None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path} is not an index file: {(str(e) or type(e).__name__).splitlines()[0]}") from None
-    if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT or len(header["images"]) != index.n_images:
-        raise ValueError(f"{path} is not an index file of format {INDEX_FORMAT}")
+        raise IndexFileError(f"no index file {path}") from None
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as e:
+        if isinstance(e, IndexFileError):
+            raise
+        raise IndexFileError(f"{path} is not an index file: {(str(e) or type(e).__name__).splitlines()[0]}") from None
+    found = problem(header, INDEX_HEADER)
+    if found or header["format"] != INDEX_FORMAT or len(header["images"]) != index.n_images:
+        raise IndexFileError(f"{path} is not an index file of format {INDEX_FORMAT}" + (f" ({found})" if found else ""))
+    for image in header["images"]:
+        try:
+            inside(header["root"], image["path"], source=path)
+        except UnsafePathError as e:
+            raise IndexFileError(str(e)) from None
     return SearchIndex(index, header)
 
 
@@ -110,6 +131,9 @@ def query_vectors(header: dict, queries: list[str], templates: str = "plain",
 def search_index(index: ImageIndex, text_vectors: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores, image numbers), each [Q, min(top, N)], best first: exact cosine search (max over an image's
     vectors), ties in image order."""
+    if text_vectors.shape[1] != index.vectors.shape[1]:
+        raise IndexFileError(f"the index holds vectors of dimension {index.vectors.shape[1]}, its backbone's text "
+                             f"vectors have {text_vectors.shape[1]}")  # fmt: skip
     scores = index.score(text_vectors)
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :top]
     return scores.gather(1, order), order

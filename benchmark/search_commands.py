@@ -62,10 +62,7 @@ def search(index_file, query, top, sheet, templates, device):
     for rank, (score, path) in enumerate(zip(scores[0].tolist(), paths), 1):
         click.echo(f"{rank}\t{score:.4f}\t{path}")
     if sheet is not None:
-        try:
-            contact_sheet(paths, scores[0].tolist(), sheet)
-        except OSError as e:
-            raise click.ClickException(f"cannot make the contact sheet {sheet}: {e}") from None
+        contact_sheet(paths, scores[0].tolist(), sheet)
 
 
 COMMANDS = [index, search]

@@ -19,15 +19,20 @@ from typing import Iterable, Sequence
 
 from clevr_ds.annotate import rel_scale
 from clevr_ds.dataset import (
-    DATASET_NAME, DatasetError, finished_scenes, image_path, load_meta,
-    read_class_names, split_hash,
+    DATASET_NAME,
+    DatasetError,
+    finished_scenes,
+    image_path,
+    load_meta,
+    read_class_names,
+    split_hash,
 )  # fmt: skip
-from infra.jsonio import MiB
-from infra.jsonio import read_json as bounded_json
-from infra.paths import inside, plain_name
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
 from clevr_ds.vocab import Vocabulary
 from detailclip.images import IMAGE_SUFFIXES
+from infra.jsonio import MiB
+from infra.jsonio import read_json as bounded_json
+from infra.paths import inside, plain_name
 
 from .protocol import Bucket, default_buckets, log_buckets
 

@@ -66,13 +66,21 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int =
     if len(data) > max_bytes:
         raise error(f"{path}: {what} larger than the limit of {max_bytes // MiB} MiB") from None
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except RecursionError:
-        raise error(f"{path}: {what} nested deeper than {max_depth} levels") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise error(f"{path}: {what} is not UTF-8 text (byte {e.start})") from None
+    return parse_json(text, path, what, max_depth, error)
+
+
+def parse_json(text: str, source: str | os.PathLike, what: str = "JSON", max_depth: int = MAX_DEPTH,
+               error: type[Exception] = JSONFileError):  # fmt: skip
+    """The JSON value of `text` (read from `source`), depth-checked; `error` naming `source` otherwise."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise error(f"{source}: {what} nested deeper than {max_depth} levels") from None
     except ValueError as e:  # JSONDecodeError, NaN/Infinity
-        raise error(f"{path}: corrupt {what}: {e}") from None
+        raise error(f"{source}: corrupt {what}: {e}") from None
     if depth_exceeds(value, max_depth):
-        raise error(f"{path}: {what} nested deeper than {max_depth} levels")
+        raise error(f"{source}: {what} nested deeper than {max_depth} levels")
     return value

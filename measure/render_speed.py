@@ -15,10 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import bpy
 import click
 import numpy as np
-
-import bpy
 from PIL import Image
 
 from clevr_ds.sampling import SceneConfig, sample_scene

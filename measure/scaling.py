@@ -24,10 +24,10 @@ import click
 
 from clevr_ds.sampling import SceneConfig
 from clevr_ds.scales import parse_scales
-from infra.cluster import RayCluster, connect
 from clevr_ds.vocab import Vocabulary
 from detailclip.backbones import DEFAULT_BACKBONE, default_pretrained, load_backbone
 from detailclip.features import extract_features
+from infra.cluster import RayCluster, connect
 from renderer.executors import LocalPool, RayExecutor
 from renderer.pool import render_split
 from renderer.settings import PRESETS

@@ -10,9 +10,9 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from infra.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
 from clevr_ds.standards import STANDARDS, default_folder
+from infra.cluster import executor_options
 
 from .settings import DEVICES, ENGINES, PRESETS
 
@@ -47,11 +47,11 @@ def render(scales, num_images, split, resolution, objects, preset, engine, sampl
             fixed[name] for name in ("scales", "num_images", "split", "resolution", "objects", "preset", "engine",
                                      "samples", "denoise", "seed", "min_visible_pixels", "out"))
     from clevr_ds.dataset import DatasetError, load_meta
-    from infra.lock import FolderLockedError
-    from infra.paths import plain_name
     from clevr_ds.sampling import SceneConfig, SceneSamplingError, config_from_dict
     from clevr_ds.scales import parse_int_range, parse_scales
     from clevr_ds.vocab import Vocabulary
+    from infra.lock import FolderLockedError
+    from infra.paths import plain_name
 
     from .executors import LocalPool, RayExecutor
     from .pool import render_split

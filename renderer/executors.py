@@ -32,10 +32,10 @@ from collections import deque
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from clevr_ds.dataset import image_path, scene_path
 from infra.atomic import write_bytes, write_json
 from infra.cluster import PROJECT_ROOT, ClusterError, connect
 from infra.errors import disk_of
-from clevr_ds.dataset import image_path, scene_path
 
 from .settings import RenderError
 

@@ -24,13 +24,23 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clevr_ds import GENERATOR_NAME, GENERATOR_VERSION
-from infra.atomic import remove_stale_temporaries, write_json
-from clevr_ds.dataset import DATASET_NAME, MAX_IMAGES, defining, image_file, load_meta, load_scenes, meta_path, scene_path, written_folders
+from clevr_ds.dataset import (
+    DATASET_NAME,
+    MAX_IMAGES,
+    defining,
+    image_file,
+    load_meta,
+    load_scenes,
+    meta_path,
+    scene_path,
+    written_folders,
+)
 from clevr_ds.export import rewrite_exports
+from clevr_ds.sampling import SceneConfig, config_to_dict, sample_scene
 from clevr_ds.schema import META_COUNT
+from infra.atomic import remove_stale_temporaries, write_json
 from infra.lock import folder_lock
 from infra.paths import plain_name
-from clevr_ds.sampling import SceneConfig, config_to_dict, sample_scene
 
 from .executors import PROJECT_ROOT, Executor, LocalPool, worker_bytes, worker_command, worker_env
 from .settings import RenderError, RenderSettings

@@ -13,14 +13,15 @@ from pathlib import Path
 import bpy
 
 from clevr_ds.annotate import annotate_objects
-from infra.atomic import atomic_path
 from clevr_ds.png import without_text
 from clevr_ds.vocab import Vocabulary
+from infra.atomic import atomic_path
 
 from .engines import configure
 from .id_pass import render_ids
 from .scene_builder import build_scene, reset
 from .settings import RenderSettings
+
 
 def render_scene(scene: dict, vocab: Vocabulary, settings: RenderSettings, image_file: Path, min_visible_pixels: int) -> dict:
     """Render `scene` to `image_file` (atomically) and return the scene with its annotations."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from clevr_ds.dataset import image_path, scene_path
+from clevr_ds.vocab import Vocabulary
 from infra.atomic import write_json
 from infra.jsonio import read_json
-from clevr_ds.dataset import image_path, scene_path
 from infra.paths import inside, plain_name
-from clevr_ds.vocab import Vocabulary
 
 from .engines import enable_gpu
 from .render import render_scene

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from infra.atomic import write_json
 from clevr_ds.dataset import DATASET_NAME, image_path, meta_path, scene_path
 from clevr_ds.sampling import image_name
 from clevr_ds.vocab import Vocabulary
+from infra.atomic import write_json
 
 
 def obj(cls: str, rel_scale: float, visible_pixels: int = 100, visible: bool = True, bbox=None, side: int = 64) -> dict:

@@ -414,3 +414,49 @@ def test_fuzz_dota_labels(fuzz_dir, lines, raw):
     except ToolkitError:
         return
     assert isinstance(source, Source)
+
+
+# The search index: a hostile index file is one line, and its image paths stay inside its root.
+
+
+def _index_arrays(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="module")
+def index_file(tiny_dataset, tmp_path_factory):
+    from cli import main
+
+    out = tmp_path_factory.mktemp("index") / "index.npz"
+    assert main(["index", str(tiny_dataset / "images"), "--out", str(out), "--method", "clip", "--backbone", TINY_BACKBONE,
+                 "--pretrained", "none", "--quiet"]) == 0  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("change", ["path outside", "absolute path", "deep header", "header of a list", "vectors as text", "no counts"])
+def test_a_hostile_index_file_is_one_line(index_file, tmp_path, capsys, change):
+    from cli import main
+
+    arrays = _index_arrays(index_file)
+    header = json.loads(str(arrays["header"]))
+    if change == "path outside":
+        header["images"][0]["path"] = "../../../../etc/passwd"
+    elif change == "absolute path":
+        header["images"][0]["path"] = "/etc/passwd"
+    elif change == "deep header":
+        arrays["header"] = np.array("[" * 100_000 + "]" * 100_000)
+    elif change == "header of a list":
+        header = [header]
+    elif change == "vectors as text":
+        arrays["vectors"] = np.array(["a"] * 4)
+    else:
+        del arrays["counts"]
+    if change not in ("deep header",):
+        arrays["header"] = np.array(json.dumps(header))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    assert main(["search", str(bad), "a red cube", "--sheet", str(tmp_path / "sheet.png")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(bad) in err[0], err
+    assert not (tmp_path / "sheet.png").exists()
