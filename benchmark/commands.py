@@ -72,7 +72,7 @@ def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,
 
     from .leaderboard import build_table, to_markdown
     from .methods import method_names
-    from .protocol import parse_buckets
+    from .buckets import parse_buckets
     from .results import load_run
     from .runner import BenchConfig, BenchError, default_checkpoint, run_bench
 

@@ -34,7 +34,7 @@ from infra.jsonio import MiB
 from infra.jsonio import read_json as bounded_json
 from infra.paths import inside, plain_name
 
-from .protocol import Bucket, default_buckets, log_buckets
+from .buckets import Bucket, default_buckets, log_buckets
 
 DEFAULT_BUCKETS = 3  # log-even buckets over the observed rel_scale range (COCO, DOTA)
 # DOTA-v1.5 categories in the devkit's order (v1: all but the last); '-' in label names reads as a space.

@@ -62,6 +62,7 @@ declare -A TESTS=(
     [clevr_ds/schema.py]="tests/test_integrity_dataset.py tests/test_mutation_kills_schema.py"
     [clevr_ds/export.py]="tests/test_properties.py tests/test_exports.py tests/test_mutation_kills_export.py"
     [benchmark/metrics.py]="tests/test_benchmark_metrics.py tests/test_properties.py tests/test_benchmark_uncertainty.py tests/test_mutation_kills_metrics.py"
+    [benchmark/buckets.py]="tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_protocol.py"
     [benchmark/protocol.py]="tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_protocol.py"
     [benchmark/uncertainty.py]="tests/test_benchmark_uncertainty.py tests/test_benchmark_metrics.py tests/test_mutation_kills_uncertainty.py"
     [benchmark/sources.py]="tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_sources.py"  # not test_sources.py: its two bench runs take ~50 s per mutant
@@ -191,15 +192,15 @@ PY
 #   detailclip.cover.x_grid_boxes__mutmut_13 ys over range(n + 1) -> range(n + 2): the extra edge is never read (boxes use ys[j], ys[j + 1] for j < n).
 #   detailclip.cover.x_scheme_boxes__mutmut_38 torch.tensor(level_ids, dtype=long) -> dtype=None: a list of Python ints becomes int64 (= long) by default, and level_ids is never empty (level 0 is always there).
 #   detailclip.cover.x_scheme_boxes__mutmut_40 torch.tensor(level_ids, dtype=long) -> no dtype: as mutmut_38.
-#   benchmark.protocol.x_assign_buckets__mutmut_4 clip(..., hi=buckets[-1].hi) -> no upper bound: the last bucket takes every scale >= its lo (`| (b == len(buckets) - 1)`), so clipping from above changes no index.
-#   benchmark.protocol.x_assign_buckets__mutmut_9 asarray(scales, dtype=float64) -> dtype=None: np.clip with float bounds returns float64 anyway, and NaN stays NaN.
-#   benchmark.protocol.x_assign_buckets__mutmut_11 asarray(scales, dtype=float64) -> no dtype: as mutmut_9.
-#   benchmark.protocol.x_assign_buckets__mutmut_18 np.full(-1, dtype=int64) -> dtype=None: numpy's default integer for -1 is int64 on the 64-bit platforms the project supports.
-#   benchmark.protocol.x_assign_buckets__mutmut_21 np.full(-1, dtype=int64) -> no dtype: as mutmut_18.
+#   benchmark.buckets.x_assign_buckets__mutmut_4 clip(..., hi=buckets[-1].hi) -> no upper bound: the last bucket takes every scale >= its lo (`| (b == len(buckets) - 1)`), so clipping from above changes no index.
+#   benchmark.buckets.x_assign_buckets__mutmut_9 asarray(scales, dtype=float64) -> dtype=None: np.clip with float bounds returns float64 anyway, and NaN stays NaN.
+#   benchmark.buckets.x_assign_buckets__mutmut_11 asarray(scales, dtype=float64) -> no dtype: as mutmut_9.
+#   benchmark.buckets.x_assign_buckets__mutmut_18 np.full(-1, dtype=int64) -> dtype=None: numpy's default integer for -1 is int64 on the 64-bit platforms the project supports.
+#   benchmark.buckets.x_assign_buckets__mutmut_21 np.full(-1, dtype=int64) -> no dtype: as mutmut_18.
 #   detailclip.cover.x_axis_starts__mutmut_9 `while start + side < length` -> `<=`: a start that ends exactly at the border is appended twice, the count then differs and the even spread takes over, which gives the same starts; brute force over every (k <= 30, cell <= 399, cells) that complete_cover_boxes asks for found no difference.
 #   detailclip.cover.x_complete_cover_boxes__mutmut_14 levels from range(1, k + 1) -> range(k + 1): the extra level n = 0 has one window, like level n = 1, so the collapse rule replaces it with the whole-image level.
-#   benchmark.protocol.x_assign_buckets__mutmut_35 `out[inside & (out < 0)]` -> `(out <= 0)`: buckets are increasing and do not overlap (buckets_from_edges / parse_buckets refuse otherwise), so a scale already in bucket 0 is inside no later bucket.
-#   benchmark.protocol.x_assign_buckets__mutmut_36 `(out < 0)` -> `(out < 1)`: as mutmut_35.
+#   benchmark.buckets.x_assign_buckets__mutmut_35 `out[inside & (out < 0)]` -> `(out <= 0)`: buckets are increasing and do not overlap (buckets_from_edges / parse_buckets refuse otherwise), so a scale already in bucket 0 is inside no later bucket.
+#   benchmark.buckets.x_assign_buckets__mutmut_36 `(out < 0)` -> `(out < 1)`: as mutmut_35.
 #   benchmark.protocol.xǁProtocolǁrelevance__mutmut_6 has_instance zeros(dtype=bool) -> dtype=None (float): it is only set to True and read by np.where, where 1.0 / 0.0 act as True / False.
 #   benchmark.protocol.xǁProtocolǁrelevance__mutmut_8 has_instance zeros(dtype=bool) -> no dtype: as mutmut_6.
 #   benchmark.protocol.xǁProtocolǁrelevance__mutmut_32 absent .astype(int8) -> .astype(None) (float64): absent only feeds the np.where calls of overall and per_bucket, whose results are cast to int8 again; -1 and 0 are exact in float64.

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.protocol import Bucket, Protocol, assign_buckets, default_buckets, parse_buckets
+from benchmark.buckets import Bucket, assign_buckets, default_buckets, parse_buckets
+from benchmark.protocol import Protocol
 from benchmark.sources import clevr_ds_source
 from clevr_ds.dataset import DatasetError
 from tests.benchmark_fixtures import make_dataset, obj

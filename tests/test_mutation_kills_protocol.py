@@ -1,4 +1,4 @@
-"""benchmark.protocol boundaries (issue #15 item 5: mutation testing). Oracle: the rules of the
+"""benchmark.protocol and benchmark.buckets boundaries (issue #15 item 5: mutation testing). Oracle: the rules of the
 module docstring ([lo, hi) buckets with the last closed, edges in (0, 1], presence = not ignored
 and area >= threshold, the largest present instance decides the bucket) applied by hand."""
 
@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.protocol import (
-    DEFAULT_BUCKETS_PER_RANGE, Bucket, Protocol, assign_buckets, buckets_from_edges, default_buckets, log_buckets,
-    parse_buckets,
+from benchmark.buckets import (
+    DEFAULT_BUCKETS_PER_RANGE, Bucket, assign_buckets, buckets_from_edges, default_buckets, log_buckets, parse_buckets,
 )  # fmt: skip
+from benchmark.protocol import Protocol
 from benchmark.sources import SourceImage, SourceObject
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmark.protocol import Bucket
+from benchmark.buckets import Bucket
 from benchmark.sources import DOTA_CLASSES, clevr_ds_source, coco_source, dota_source, image_size
 from clevr_ds.dataset import DatasetError
 from tests.benchmark_fixtures import make_dataset, obj

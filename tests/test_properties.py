@@ -276,7 +276,8 @@ def _protocol_input(scenes):
 @FAST
 @given(protocol_cases())
 def test_bucket_labels_partition_the_positives(case):
-    from benchmark.protocol import Bucket, Protocol
+    from benchmark.buckets import Bucket
+    from benchmark.protocol import Protocol
 
     edges, gap, threshold, scenes = case
     buckets = [Bucket(a, b) for a, b in zip(edges, edges[1:])]
