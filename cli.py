@@ -1,9 +1,10 @@
 """Command line of CLEVR-DS and the DetailCLIP benchmark: `python cli.py --help` (installed as `clevr-ds`).
 
-Each package keeps its commands in its own `commands` module; heavy imports happen inside the
-commands, so `--help` stays fast. `main` is the one error boundary of every command: a usage
-error, a domain error (infra.errors.ToolkitError) or an OS error (a missing file, a read-only or full
-disk, a file in the way) ends with one line on stderr and a non-zero exit, never a traceback.
+The commands live in `cli_commands` (one module per subject, shared options in
+`cli_commands.options`); heavy imports happen inside the commands, so `--help` stays fast. `main` is
+the one error boundary of every command: a usage error, a domain error (infra.errors.ToolkitError)
+or an OS error (a missing file, a read-only or full disk, a file in the way) ends with one line on
+stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import sys
 
 import click
 
-from benchmark.commands import COMMANDS as BENCHMARK_COMMANDS
-from benchmark.listing import COMMANDS as LIST_COMMANDS
-from benchmark.search_commands import COMMANDS as SEARCH_COMMANDS
-from clevr_ds.commands import COMMANDS as DATASET_COMMANDS
+from cli_commands.benchmark import COMMANDS as BENCHMARK_COMMANDS
+from cli_commands.dataset import COMMANDS as DATASET_COMMANDS
+from cli_commands.listing import COMMANDS as LIST_COMMANDS
+from cli_commands.render import COMMANDS as RENDER_COMMANDS
+from cli_commands.search import COMMANDS as SEARCH_COMMANDS
 from detailclip.commands import COMMANDS as DETAILCLIP_COMMANDS
 from infra.errors import ToolkitError, describe_os_error
-from renderer.commands import COMMANDS as RENDER_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

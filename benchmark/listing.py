@@ -1,8 +1,6 @@
-"""`python cli.py list`: the methods, backbones and weight tags this installation can use."""
+"""The methods, backbones and weight tags this installation can use (`clevr-ds list`)."""
 
 from __future__ import annotations
-
-import click
 
 WHAT = ("methods", "backbones", "pretrained")
 
@@ -30,19 +28,3 @@ def catalogue(what: str, everything: bool = False) -> list[tuple[str, str]]:
         rows += [(f"{arch}:{tag}", "open_clip (downloads on first use)") for arch, tag in open_clip.list_pretrained()
                  if open_clip.pretrained.get_pretrained_cfg(arch, tag).get("file") is None]
     return rows
-
-
-@click.command("list")
-@click.argument("what", type=click.Choice(WHAT), required=False)
-@click.option("--all", "everything", is_flag=True, help="Also list open_clip's architectures and downloadable tags.")
-def list_command(what, everything):
-    """List retrieval methods, backbone architectures and pretrained weight tags (ARCH:TAG)."""
-    for section in [what] if what else WHAT:
-        click.echo(f"{section}:")
-        rows = catalogue(section, everything)
-        width = max((len(name) for name, _ in rows), default=0)
-        for name, description in rows:
-            click.echo(f"  {name:<{width}}  {description}")
-
-
-COMMANDS = [list_command]

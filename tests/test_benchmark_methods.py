@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.commands import METHOD_NAMES
+from cli_commands.benchmark import METHOD_NAMES
 from benchmark.context import BenchContext
 from benchmark.methods import create_method, method_names
 from benchmark.sources import clevr_ds_source

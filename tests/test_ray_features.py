@@ -57,7 +57,7 @@ def test_bench_on_ray_equals_local(cluster, data, tmp_path):
     outs, stderr = {}, {}
     for run, address in (("local", None), ("ray", cluster[0])):
         out = tmp_path / run
-        proc = cli(*BENCH, "--data", str(data), "--split", "test", "--out", str(out), "--batch-size", "2", cluster_address=address)
+        proc = cli(*BENCH, "--data", str(data), "--split", "test", "--out", str(out), "--extract-batch", "2", cluster_address=address)
         outs[run] = {load_run(p)["method"]: (load_run(p), np.load(p.with_suffix(".scores.npz"))) for p in out.glob("*.json")}
         stderr[run] = sorted(line.rpartition("/")[0] for line in proc.stderr.splitlines())  # "method: mAP ... -> OUT/<run file>"
     assert stderr["ray"] == [line.replace("/local", "/ray") for line in stderr["local"]]
@@ -79,7 +79,7 @@ def test_encode_on_ray_equals_local(cluster, data, checkpoint, tmp_path):
     stderr = {}
     for run, address in (("local", None), ("ray", cluster[0])):
         stderr[run] = cli("encode", "--checkpoint", str(checkpoint), "--images", str(data / "images"), "--out",
-                          str(tmp_path / f"{run}.npz"), "--cache-dir", str(tmp_path / run), "--batch-size", "3", "--quiet",
+                          str(tmp_path / f"{run}.npz"), "--cache-dir", str(tmp_path / run), "--extract-batch", "3", "--quiet",
                           cluster_address=address).stderr  # fmt: skip
     assert stderr["ray"] == stderr["local"] == ""
     local, ray = np.load(tmp_path / "local.npz"), np.load(tmp_path / "ray.npz")
@@ -93,7 +93,7 @@ def reference(tmp_path_factory) -> tuple[list[str], Path, str]:
     reference backbone: about a second per image here, which leaves time to kill an actor or the driver."""
     folder = tmp_path_factory.mktemp("index")
     images = make_dataset(folder / "data", random_scenes(8, seed=3, side=128), side=128) / "images"
-    index = ["index", str(images), "--method", "cc-max", "--batch-size", "1", "--quiet"]
+    index = ["index", str(images), "--method", "cc-max", "--extract-batch", "1", "--quiet"]
     stderr = cli(*index, "--out", str(folder / "index.npz"), "--cache-dir", str(folder / "cache")).stderr
     return index, folder, stderr
 

@@ -31,7 +31,7 @@ def report(tmp_path_factory):
     args = ["--data", str(data), "--out", str(results), "--templates", "short", "--quiet", "--checkpoint", str(checkpoint)]
     assert main(["bench", *args, "--model", "clip,cc-max,detailclip"]) == 0
     out = root / "report.html"
-    assert main(["report", str(results), "--data", str(data), "--out", str(out), "--queries", "2"]) == 0
+    assert main(["report", str(results), "--data", str(data), "--out", str(out), "--gallery-queries", "2"]) == 0
     return out, results
 
 
@@ -143,7 +143,7 @@ def test_galleries_come_from_coco_data_too_and_only_for_the_runs_of_that_data(tm
     assert main(["bench", *coco, "--out", str(results), "--templates", "short", "--quiet", "--model", "clip,cc-max",
                  "--cover-k", "2", "--buckets", "0.05,0.12,0.3"]) == 0  # fmt: skip
     out = tmp_path / "report.html"
-    assert main(["report", str(results), *coco, "--out", str(out), "--queries", "2"]) == 0
+    assert main(["report", str(results), *coco, "--out", str(out), "--gallery-queries", "2"]) == 0
     gallery = _gallery_images(out.read_text())
     assert len(gallery) >= 2 * 2 and {img["alt"] for img in gallery} <= {im["file_name"] for im in images}
 

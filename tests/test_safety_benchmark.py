@@ -169,7 +169,7 @@ def test_report_refuses_a_scores_file_linked_out_of_the_results_folder(tmp_path,
 
 def test_report_galleries_read_the_saved_scores(tmp_path, bench_results, data):
     out = tmp_path / "r.html"
-    run_cli("report", str(bench_results), "--data", str(data), "--out", str(out), "--queries", "1")
+    run_cli("report", str(bench_results), "--data", str(data), "--out", str(out), "--gallery-queries", "1")
     assert "class='hit'" in out.read_text() or "class='miss'" in out.read_text()
 
 

@@ -96,7 +96,7 @@ def test_an_unknown_standard_is_one_line_naming_the_known_ones(tmp_path, capsys)
 
 def test_flags_equal_to_the_standard_and_execution_flags_are_accepted():
     """Restating a fixed value is not a conflict; where and how to run (workers, executor) stays free."""
-    from renderer.commands import render, standard_options
+    from cli_commands.render import render, standard_options
 
     ctx = render.make_context("render", ["--standard", "v1", "--preset", "fast", "--seed", "0", "--workers", "2"])
     fixed = standard_options(ctx, "v1")

@@ -1,4 +1,4 @@
-"""Click commands of text search: `index` (an image folder to an index file) and `search` (a text query)."""
+"""`clevr-ds index` and `search`, text search: `index` (an image folder to an index file) and `search` (a text query)."""
 
 from __future__ import annotations
 
@@ -6,34 +6,44 @@ from pathlib import Path
 
 import click
 
-from detailclip.commands import cache_dir_option, feature_options
+from .options import (
+    backbone_option,
+    cache_dir_option,
+    checkpoint_option,
+    cover_k_option,
+    device_option,
+    feature_options,
+    option,  # fmt: skip
+    pretrained_option,
+    quiet_option,
+    seed_option,
+)
 
 SEARCH_METHODS = ("detailclip", "cc-max", "clip")
 
 
 @click.command()
 @click.argument("images", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Index file to write (.npz).")
+@option("--out", type=click.Path(path_type=Path), required=True, help="Index file to write (.npz).")
 @click.option("--method", type=click.Choice(SEARCH_METHODS), default="detailclip", show_default=True,
               help="Bench method whose vectors are indexed (cc-max: every Complete Cover patch, searched by max).")
-@click.option("--checkpoint", type=click.Path(path_type=Path),
-              help="DetailCLIP checkpoint (default with the default backbone: the shipped one).")
-@click.option("--backbone", help="open_clip architecture (default: the checkpoint's, else detailclip's default).")
-@click.option("--pretrained", help="open_clip pretrained tag, checkpoint file, or none (random weights).")
-@click.option("--seed", type=int, help="Seed of random backbone weights (default: the checkpoint's, else 0).")
-@click.option("--cover-k", type=click.IntRange(min=1), help="k of Complete Cover (default: the checkpoint's, else 10).")
+@checkpoint_option(help="DetailCLIP checkpoint (default with the default backbone: the shipped one).")
+@backbone_option
+@pretrained_option
+@seed_option(help="Seed of random backbone weights (default: the checkpoint's, else 0).")
+@cover_k_option
 @feature_options("feature_cache beside the index")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, cache_dir, batch_size, device, cluster,
+@quiet_option
+def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, cache_dir, extract_batch, device, cluster,
           quiet):
     """Index every image under IMAGES (one or several vectors per image); rerun to resume from the feature cache."""
-    from .runner import BenchError, default_checkpoint
-    from .search import build_index
+    from benchmark.runner import BenchError, default_checkpoint
+    from benchmark.search import build_index
 
     checkpoint = default_checkpoint(checkpoint, method == "detailclip", backbone, pretrained)
     try:
         built = build_index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k,
-                            cache_dir_option(cache_dir, out.parent / "feature_cache"), batch_size, device, not quiet,
+                            cache_dir_option(cache_dir, out.parent / "feature_cache"), extract_batch, device, not quiet,
                             cluster)  # fmt: skip
     except (BenchError, ValueError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
@@ -46,12 +56,12 @@ def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, 
 @click.argument("query")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Number of hits.")
 @click.option("--sheet", type=click.Path(path_type=Path), help="Also write a contact sheet of the hits (PNG, one row).")
-@click.option("--templates", default="plain", show_default=True,
-              help="Prompt templates around the query, embeddings averaged (plain: the query alone).")
-@click.option("--device", help="torch device for the text tower (default: cuda when available).")
+@option("--templates", default="plain", show_default=True,
+        help="Prompt templates around the query, embeddings averaged (plain: the query alone).")
+@device_option(help="torch device for the text tower (default: cuda when available).")
 def search(index_file, query, top, sheet, templates, device):
     """Rank the indexed images for a text QUERY: one line per hit with its score and path."""
-    from .search import contact_sheet, load_index, query_vectors, search_index
+    from benchmark.search import contact_sheet, load_index, query_vectors, search_index
 
     try:
         loaded = load_index(index_file)

@@ -1,4 +1,4 @@
-"""`python cli.py validate` checks a CLEVR-DS folder; `export` writes it in CLEVR's scene format (or anew as COCO).
+"""`clevr-ds validate` checks a CLEVR-DS folder; `export` writes it in CLEVR's scene format (or anew as COCO).
 
 `validate` only reads. `export` holds the folder's lock (not while a render writes it), refuses an
 incomplete split unless --allow-incomplete, and writes nothing outside the folder.
@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import click
 
+from .options import allow_incomplete_option, option
+
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False))
-@click.option("--split", "splits", multiple=True, help="split(s) to check (default: all)")
+@option("--split", "splits", multiple=True, help="split(s) to check (default: all)")
 def validate(root, splits):
     """Check every image, scene, mask, box and export (COCO, manifest, CLEVR scenes) of a CLEVR-DS folder; print each split's content hash."""
-    from .dataset import chosen_splits, load_meta, load_scenes, split_hash
-    from .standards import claimed_by, published
-    from .validate import validate as run_validation
+    from clevr_ds.dataset import chosen_splits, load_meta, load_scenes, split_hash
+    from clevr_ds.standards import claimed_by, published
+    from clevr_ds.validate import validate as run_validation
 
     splits = chosen_splits(root, list(splits))
     problems = run_validation(root, splits)
@@ -40,15 +42,14 @@ def validate(root, splits):
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["clevr", "coco"]), required=True,
               help="clevr: ROOT/CLEVR_<split>_scenes.json for CLEVR's own tools; coco: rewrite the COCO export and manifest")
-@click.option("--split", "splits", multiple=True, help="split(s) to export (default: all)")
-@click.option("--allow-incomplete", is_flag=True, help="export the finished scenes of a split still rendering or whose render was killed")
+@option("--split", "splits", multiple=True, help="split(s) to export (default: all)")
+@allow_incomplete_option
 def export(root, fmt, splits, allow_incomplete):
     """Write a CLEVR-DS folder's splits in another dataset format."""
+    from clevr_ds.dataset import chosen_splits, finished_scenes, load_meta, load_vocabulary
+    from clevr_ds.export import write_clevr_scenes, write_exports
+    from clevr_ds.schema import SCENE
     from infra.lock import folder_lock
-
-    from .dataset import chosen_splits, finished_scenes, load_meta, load_vocabulary
-    from .export import write_clevr_scenes, write_exports
-    from .schema import SCENE
 
     splits = chosen_splits(root, list(splits))
     with folder_lock(root, purpose="export"):
