@@ -20,7 +20,8 @@ multi-positive soft targets (pairs whose object sets are equal share the target 
 AdamW (no decay on gains, biases, embeddings and the temperature), linear warm-up and cosine decay,
 gradient clipping, CLIP's learnable temperature (clamped at 100). Validation: zero-shot
 "<colour> <shape>" accuracy on single-object crops of the validation split. Resumable state file,
-CSV log and the final fp16 safetensors + JSON sidecar are written atomically.
+CSV log and the final fp16 safetensors + JSON sidecar are written atomically; identical runs write
+identical weights and state files (training seconds go to the CSV log and the sidecar only).
 """
 
 from __future__ import annotations
@@ -36,20 +37,22 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from infra.atomic import atomic_path, write_json
 from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops, swap_attribute
 from clevr_ds.dataset import load_vocabulary, split_hash
 from clevr_ds.vocab import Vocabulary
+from infra.atomic import write_bytes, write_json
 
 from .backbones import Backbone, autocast, quiet_open_clip
+from .checkpoint import wrong_fields
 from .data import SplitImages
 from .patches import extract_patches
 from .registry import register
 from .text import resolve_templates
-from .train import ensure_same_run, load_state, lr_factor, save_state, write_csv
+from .train import logged_column, lr_factor, resume_from, save_state, write_log
 from .zero_shot import class_accuracy, predict_classes, single_object_items
 
 STATE_FORMAT = "detailclip-backbone-state/1"
+STATE_TYPES = {"step": int, "class_vectors": torch.Tensor, "rng": str, "log": list}  # checked before a state is loaded
 MAX_LOGIT_SCALE = math.log(100.0)
 
 
@@ -153,6 +156,7 @@ class BackboneTrainer:
         self.step = 0
         self.elapsed = 0.0
         self.log: list[dict] = []
+        self.timings: list[float | None] = []  # training seconds at each log row: in the CSV log, not the state
 
     def batch(self) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
         """(patches [B, 3, S, S], captions [B + hard negatives], key ids of the captions, classes
@@ -220,15 +224,18 @@ class BackboneTrainer:
         return class_accuracy(predicted, self.val.objects, self.vocabulary)["accuracy"]
 
     def state(self) -> dict:
-        return {"format": STATE_FORMAT, "step": self.step, "elapsed": self.elapsed, "model": self.model.state_dict(),
+        return {"format": STATE_FORMAT, "step": self.step, "model": self.model.state_dict(),
                 "class_vectors": self.class_vectors.detach(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
                 "rng": json.dumps(self.rng.bit_generator.state), "log": self.log, "run_config": self.run_config}
 
     def load_state(self, state: dict) -> None:
-        ensure_same_run(state["run_config"], self.run_config, "the backbone training")
-        self.step, self.elapsed, self.log = state["step"], state["elapsed"], state["log"]
+        """Continue from `state` (see train.resume_from); ValueError when a field is missing or of a wrong type."""
+        wrong = wrong_fields(state, STATE_TYPES, required=True)
+        if wrong or state["step"] < 0:
+            raise ValueError(f"missing or wrong {', '.join(wrong) or 'step'}")
+        self.step, self.log = state["step"], state["log"]
         self.model.load_state_dict(state["model"])
         self.class_vectors.data.copy_(state["class_vectors"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -252,11 +259,11 @@ class BackboneTrainer:
                 if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                     count = (self.step - 1) % cfg.eval_every + 1
                     row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0],
-                           **{k: v / count for k, v in sums.items()}, "val_acc": self.evaluate(),
-                           "train_seconds": round(self.elapsed, 1)}
+                           **{k: v / count for k, v in sums.items()}, "val_acc": self.evaluate()}
                     sums = {}
                     self.log.append(row)
-                    write_csv(log_path, self.log)
+                    self.timings.append(round(self.elapsed, 1))
+                    write_log(log_path, self.log, "train_seconds", self.timings)
                     bar.set_postfix(loss=f"{row['loss']:.3f}", val_acc=f"{row['val_acc']:.3f}")
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     save_state(state_path, self.state())
@@ -267,11 +274,11 @@ class BackboneTrainer:
 
 def save_weights(path: Path, model: torch.nn.Module) -> None:
     """The open_clip state dict as fp16 safetensors (loadable with open_clip.create_model(pretrained=path))."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "open_clip", "dtype": "float16"})
+    # one metadata entry: safetensors writes several in hash order, which differs between runs
+    write_bytes(path, save(tensors, metadata={"format": "open_clip"}))
 
 
 def sidecar_path(weights: Path) -> Path:
@@ -294,8 +301,9 @@ def train_backbone(root: Path, split: str, val_split: str, config: BackboneTrain
     run_config = {"data": str(root), "split": split, "val_split": val_split,
                   "data_hash": split_hash(root, split, train.scenes), "val_data_hash": split_hash(root, val_split, val.scenes)}
     trainer = BackboneTrainer(train, val, vocabulary, config, device, run_config)
-    if resume and (state := load_state(state_path, STATE_FORMAT)) is not None:
-        trainer.load_state(state)
+    if resume and resume_from(trainer, state_path, STATE_FORMAT):
+        trainer.timings = logged_column(log_path, "train_seconds", len(trainer.log))
+        trainer.elapsed = next((t for t in reversed(trainer.timings) if t is not None), 0.0)
     metrics = trainer.run(state_path, log_path, progress)
     save_weights(out, trainer.model)
     sidecar = {**trainer.run_config, "model": config.model, "device": device.type,

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
 import click
 
-from infra.cluster import executor_options
 from clevr_ds.dataset import DEFAULT_ROOT
+from infra.cluster import executor_options
 
-from .recipe import FUSION_SIZES, LOSS_KINDS, PATCH_MODES, QUERY_SETS, SCHEMES, FusionRecipe, LossConfig, TrainConfig
+from .recipe import FUSION_SIZES, LOSS_KINDS, MAX_K, PATCH_MODES, QUERY_SETS, SCHEMES, FusionRecipe, LossConfig, TrainConfig
 from .registry import DEFAULT_FUSION_CHECKPOINT
 
 RAY_FEATURES = "Ray actors that extract the features missing from the cache (one GPU each when the cluster has GPUs, else one CPU)"
@@ -19,6 +22,21 @@ RAY_FEATURES = "Ray actors that extract the features missing from the cache (one
 
 def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+def writable(out: Path) -> Path:
+    """`out` if its nearest existing folder takes new files, so that a command fails before its work
+    on a read-only disk or below a file (an OSError naming `out`); creates nothing."""
+    folder = out.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        tempfile.TemporaryFile(dir=folder).close()  # an unnamed file: nothing to clean up
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(out)) from None
+    return out
 
 
 def _level_list(ctx, param, value: str) -> tuple[int, ...] | None:
@@ -99,7 +117,7 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
               help="text queries of the text terms: every (class, template) prompt, the template-averaged "
                    "class embeddings (the benchmark's queries), or both")
 @click.option("--scheme", type=click.Choice(SCHEMES), default=RECIPE.scheme, show_default=True)
-@click.option("--k", type=click.IntRange(1, 30), default=RECIPE.k, show_default=True)
+@click.option("--k", type=click.IntRange(1, MAX_K), default=RECIPE.k, show_default=True)
 @click.option("--size", type=click.Choice(list(FUSION_SIZES)), default=RECIPE.size, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 0.9), default=RECIPE.dropout, show_default=True)
 @click.option("--pre-norm/--post-norm", default=RECIPE.pre_norm, show_default=True,
@@ -165,7 +183,7 @@ def train(**opts):
     def pick(config):
         return {f.name: opts[f.name] for f in fields(config) if f.name in opts}
 
-    out = opts["out"]
+    out = writable(opts["out"])
     try:
         recipe = FusionRecipe(**pick(FusionRecipe), train=TrainConfig(**pick(TrainConfig), loss=LossConfig(**pick(LossConfig))))
         metrics = train_from_data(recipe, opts["data_dir"], out, opts["split"], opts["val_split"], opts["classes_file"],
@@ -195,7 +213,7 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
 
     import numpy as np
 
-    from infra.atomic import atomic_path
+    from infra.atomic import npz_writer, write_together
 
     from .backbones import BackboneError
     from .checkpoint import CheckpointError
@@ -204,6 +222,7 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
 
     if out.suffix != ".npz":
         raise click.BadParameter("the output must be a .npz file", param_hint="--out")
+    writable(out)
     try:
         paths = list_images(images_dir)
         if not paths:
@@ -214,9 +233,9 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
     except (CheckpointError, BackboneError, ImageError, ValueError) as e:
         raise _fail(e) from None
     names = np.array([str(p.relative_to(images_dir)) for p in paths])
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
-        np.savez(f, vectors=vectors.numpy().astype(np.float32), paths=names,
-                 untrained=np.array(bool(config.get("untrained"))), config=np.array(json.dumps(config)))
+    write_together({out: npz_writer({"vectors": vectors.numpy().astype(np.float32), "paths": names,
+                                     "untrained": np.array(bool(config.get("untrained"))),
+                                     "config": np.array(json.dumps(config))})})
     click.echo(f"wrote {out}: {len(paths)} vectors of dim {vectors.shape[1]}")
     if config.get("untrained"):
         click.echo("warning: the checkpoint's backbone has random weights: vectors are untrained", err=True)
@@ -273,6 +292,7 @@ def train_backbone(**opts):
     from .registry import register
 
     register()
+    writable(opts["out"])
     if opts["model"] not in open_clip.list_models():
         raise click.BadParameter(f"unknown open_clip architecture {opts['model']!r}", param_hint="--model")
     if opts["batch_size"] < opts["images_per_batch"]:
@@ -305,14 +325,16 @@ def train_backbone(**opts):
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def zero_shot(**opts):
     """Zero-shot "<colour> <shape>" accuracy of a backbone on the single-object crops of a split."""
-    from infra.atomic import write_json
     from clevr_ds.dataset import DatasetError, load_vocabulary
+    from infra.atomic import write_json
 
     from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone, pretrained_id
     from .data import SplitImages
     from .images import ImageError
     from .zero_shot import evaluate_zero_shot
 
+    if opts["out"]:
+        writable(opts["out"])
     try:
         vocabulary = load_vocabulary(opts["data_dir"], opts["split"])
         data = SplitImages.load(opts["data_dir"], opts["split"], not opts["quiet"], opts["allow_incomplete"])

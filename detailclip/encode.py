@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from infra.cluster import RayCluster
 
 from .backbones import Backbone, autocast, load_backbone
-from .checkpoint import load_checkpoint
+from .checkpoint import encoding_config, load_checkpoint
 from .features import PatchFeatures, extract_features
 
 
@@ -65,6 +65,7 @@ def encode_images_with_checkpoint(
 ) -> tuple[torch.Tensor, dict]:
     """(vectors [N, D], checkpoint config) for any list of image files (features extracted on `cluster` if given)."""
     model, config = load_checkpoint(checkpoint, device)
+    encoding_config(config, checkpoint)
     backbone = backbone or backbone_for(config, device)
     items = extract_features(backbone, image_paths, scheme=config["scheme"], k=config["k"], cache_dir=cache_dir,
                              batch_size=batch_size, progress=progress, antialias=config.get("antialias", True),

@@ -2,12 +2,13 @@
 
 Cache layout: CACHE/<key folder>/key.json (the full key) and one <image sha256>[-<boxes hash>].feat
 file per image: a JSON header line (format, key digest, entry name, dtype, shape [P, D], the level id
-of every patch, and the sha256 of the level ids (int16) and feature bytes), then the fp16 [P, D]
-features. The key folder is determined by (backbone, pretrained, seed, input size, scheme, k,
-cutting options); an image by its content hash, so renamed or copied images hit the cache. Entries
-are written atomically, so a killed extraction resumes where it stopped. Every read is verified
-against the header and checksum: a bad entry (empty, truncated, overwritten, from another key or
-image) is reported in one line on stderr and extracted again.
+of every patch, and a sha256 over the full key, the entry name, dtype, shape, level ids (int16) and
+feature bytes), then the fp16 [P, D] features. The key folder is determined by (backbone, pretrained,
+seed, input size, scheme, k, cutting options); an image by its content hash, so renamed or copied
+images hit the cache. Entries are written atomically, so a killed extraction resumes where it
+stopped. Every read is verified against the header and checksum: a bad entry (empty, truncated,
+overwritten, from another key or image, even one whose header was rewritten to name this one) is
+reported in one line on stderr and extracted again.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .cover import scheme_boxes
 from .images import content_hash, decode_image, max_image_pixels as pixel_limit, read_bytes
 from .patches import patch_groups
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: the checksum covers the key and the entry name
 
 
 @dataclass
@@ -117,10 +118,13 @@ class FeatureCache:
             tmp.write_bytes(header + b"\n" + features.tobytes())
 
     def _header(self, entry: str, features: np.ndarray, levels: np.ndarray) -> dict:
-        checksum = hashlib.sha256(levels.astype("<i2").tobytes())
+        shape = list(features.shape)
+        identity = json.dumps({"key": self.key, "entry": entry, "dtype": "float16", "shape": shape}, sort_keys=True)
+        checksum = hashlib.sha256(identity.encode() + b"\n")
+        checksum.update(levels.astype("<i2").tobytes())
         checksum.update(features)
         return {"format": CACHE_FORMAT, "key": self.digest, "entry": entry, "dtype": "float16",
-                "shape": list(features.shape), "levels": levels.tolist(), "sha256": checksum.hexdigest()}
+                "shape": shape, "levels": levels.tolist(), "sha256": checksum.hexdigest()}
 
     def _verified(self, entry: str, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         """The entry's arrays if `data` matches its own header and this folder; else ValueError."""
@@ -130,7 +134,7 @@ class FeatureCache:
         try:
             header = json.loads(head)
             levels = np.array(header["levels"], dtype=np.int16).reshape(-1)
-        except (ValueError, TypeError, KeyError, OverflowError):
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
             raise ValueError("no valid header") from None
         size = len(levels) * self.dim * 2
         if len(payload) != size:

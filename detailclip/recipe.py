@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 PATCH_MODES = ("all", "sample")
 LOSS_KINDS = ("mse", "l1")
 SCHEMES = ("cc", "grid")
+MAX_K = 30  # Complete Cover depth / grid side
 QUERY_SETS = ("prompts", "classes", "both")  # text queries: every (class, template) prompt, the template-averaged classes, or both
 FUSION_SIZES: dict[str, dict] = {  # the fusion transformer's sizes (detailclip.fusion)
     "tiny": {"heads": 2, "encoder_layers": 3, "decoder_layers": 3},

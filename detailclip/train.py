@@ -2,7 +2,8 @@
 
 AdamW, linear warm-up then cosine decay, bf16/fp16 autocast on CUDA, seeded shuffling and patch
 sampling, a resumable state file written every `checkpoint_every` epochs, early stopping on the
-validation loss (the best epoch's weights are kept), a CSV log with one row per epoch.
+validation loss (the best epoch's weights are kept), a CSV log with one row per epoch. Identical
+runs write identical checkpoints and state files: the seconds each epoch took go to the CSV log only.
 """
 
 from __future__ import annotations
@@ -18,17 +19,24 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from infra.atomic import atomic_path
+from infra.errors import ToolkitError
 
 from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, average_prompts, load_backbone
-from .checkpoint import load_torch_file, save_checkpoint
+from .checkpoint import first_line, load_torch_file, save_checkpoint, save_torch_file, tensor_shapes, wrong_fields
 from .data import data_hash, load_training_data
 from .encode import collate
 from .features import PatchFeatures, extract_features
-from .losses import QueryCalibration, detail_weights, distillation_loss, fidelity, max_patch_similarity
 from .fusion import build_fusion
+from .losses import QueryCalibration, detail_weights, distillation_loss, fidelity, max_patch_similarity
 from .recipe import FusionRecipe, LossConfig, TrainConfig
 
 STATE_FORMAT = "detailclip-train-state/1"
+STATE_TYPES = {"epoch": int, "best": dict, "stale_epochs": int, "log": list}  # checked before a state is loaded
+BEST_TYPES = {"val_loss": (float, int), "epoch": int, "state": (dict, type(None))}
+
+
+class ResumeError(ToolkitError, ValueError):
+    """A training state of another run, or a damaged one."""
 
 
 @dataclass
@@ -121,6 +129,7 @@ class Trainer:
         self.best = {"val_loss": math.inf, "epoch": 0, "state": None}
         self.stale_epochs = 0
         self.log: list[dict] = []
+        self.seconds: list[float | None] = []  # per epoch: in the CSV log, not the state (see logged_column)
 
     def _loss(self, ids: torch.Tensor):
         features, padding, levels = self.train.batch(ids)
@@ -181,6 +190,14 @@ class Trainer:
                 "calibration": self.calibration.state_dict() if self.calibration is not None else None}
 
     def load_state(self, state: dict) -> None:
+        """Continue from `state` (see resume_from); ValueError when a field is missing or of a wrong type."""
+        wrong = wrong_fields(state, STATE_TYPES, required=True)
+        wrong = wrong or [f"best.{name}" for name in wrong_fields(state["best"], BEST_TYPES, required=True)]
+        if wrong or state["epoch"] < 0:
+            raise ValueError(f"missing or wrong {', '.join(wrong) or 'epoch'}")
+        best = state["best"]["state"]
+        if best is not None and tensor_shapes(best) != tensor_shapes(self.model.state_dict()):
+            raise ValueError("the best weights do not fit the model")
         self.epoch = state["epoch"]
         self.model.load_state_dict(state["model"])
         if self.calibration is not None:
@@ -202,9 +219,9 @@ class Trainer:
                        **self.train_epoch(progress), **self.evaluate()}
                 self.epoch += 1
                 self._track_best(row)
-                row["seconds"] = round(time.time() - started, 3)
                 self.log.append(row)
-                write_csv(log_path, self.log)
+                self.seconds.append(round(time.time() - started, 3))
+                write_log(log_path, self.log, "seconds", self.seconds)
                 if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs or self.stopped:
                     save_state(state_path, self.state())
                 bar.update(1)
@@ -238,8 +255,7 @@ def baseline_fidelity(bank: FeatureBank, queries: torch.Tensor, targets: torch.T
 
 
 def save_state(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch_file(path, state)
 
 
 def load_state(path: Path, state_format: str = STATE_FORMAT) -> dict | None:
@@ -250,17 +266,55 @@ def load_state(path: Path, state_format: str = STATE_FORMAT) -> dict | None:
     return state if isinstance(state, dict) and state.get("format") == state_format else None
 
 
+def resume_from(trainer, path: Path, state_format: str) -> bool:
+    """Load the state saved at `path` into `trainer` (its `run_config`, `load_state` and `log`) when
+    there is one of `state_format` (True); ResumeError for another run's state or a damaged one."""
+    state = load_state(path, state_format)
+    if state is None:
+        return False
+    ensure_same_run(state.get("run_config"), trainer.run_config, str(path))
+    try:
+        trainer.load_state(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        raise ResumeError(f"training state {path} is damaged: {first_line(e)}") from None
+    if not all(_numeric_row(row) for row in trainer.log):
+        raise ResumeError(f"training state {path} is damaged: its log is not a list of rows of numbers")
+    return True
+
+
+def _numeric_row(row) -> bool:
+    return isinstance(row, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in row.items())
+
+
 def ensure_same_run(saved: dict, current: dict, what: str) -> None:
-    """Refuse to resume `what` when its saved run configuration differs from the current one."""
+    """Refuse (ResumeError) to resume `what` when its saved run configuration differs from the current one."""
+    if not isinstance(saved, dict):
+        raise ResumeError(f"cannot resume {what}: it records no run configuration")
     if saved != current:
         old, new = _flatten(saved), _flatten(current)
         changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
-        raise ValueError(f"cannot resume {what}: the run differs in {', '.join(changed)}")
+        raise ResumeError(f"cannot resume {what}: the run differs in {', '.join(changed)}")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+def write_log(path: Path, rows: list[dict], column: str, timings: list[float | None]) -> None:
+    """The CSV log: `rows` (as the state file holds them) with their `timings` as the last column."""
+    write_csv(path, [{**row, column: seconds} for row, seconds in zip(rows, timings)])
+
+
+def logged_column(path: Path, column: str, rows: int) -> list[float | None]:
+    """The first `rows` values of `column` in the CSV log `path`, None where it has none: timings
+    are logged, not kept in state files (identical runs write identical states), so a resumed run
+    reads them back from its log."""
+    try:
+        values = [None if pd.isna(v) else float(v) for v in pd.read_csv(path)[column]]
+    except (OSError, ValueError, KeyError):  # no log, or a damaged one: the timings are unknown
+        values = []
+    return (values + [None] * rows)[:rows]
 
 
 def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: list[PatchFeatures] | None,
@@ -272,9 +326,8 @@ def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: 
     state_path, log_path = out.with_name(out.name + ".state.pt"), out.with_name(out.name + ".log.csv")
     torch.manual_seed(config.seed)
     trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config)
-    if resume and (state := load_state(state_path)) is not None:
-        ensure_same_run(state["run_config"], trainer.run_config, str(state_path))
-        trainer.load_state(state)
+    if resume and resume_from(trainer, state_path, STATE_FORMAT):
+        trainer.seconds = logged_column(log_path, "seconds", len(trainer.log))
     metrics = trainer.run(state_path, log_path, progress)
     if trainer.val is not None:
         metrics.update(baseline_fidelity(trainer.val, trainer.queries, trainer.val_targets))

@@ -35,7 +35,7 @@ def clevr_dir(tmp_path):
     vocabulary = Vocabulary.load().to_dict()
     for split, count in (("train", 8), ("val", 3)):
         (root / "meta").mkdir(parents=True, exist_ok=True)
-        (root / "meta" / f"{split}.json").write_text(json.dumps({"vocabulary": vocabulary}))
+        (root / "meta" / f"{split}.json").write_text(json.dumps({"vocabulary": vocabulary, "num_images": count}))
         for i in range(count):
             name = f"CLEVR-DS_{split}_{i:06d}.png"
             bbox = _image(rng, root / "images" / split / name)
