@@ -15,10 +15,10 @@ import click
 
 from cli_commands.benchmark import COMMANDS as BENCHMARK_COMMANDS
 from cli_commands.dataset import COMMANDS as DATASET_COMMANDS
+from cli_commands.detailclip import COMMANDS as DETAILCLIP_COMMANDS
 from cli_commands.listing import COMMANDS as LIST_COMMANDS
 from cli_commands.render import COMMANDS as RENDER_COMMANDS
 from cli_commands.search import COMMANDS as SEARCH_COMMANDS
-from detailclip.commands import COMMANDS as DETAILCLIP_COMMANDS
 from infra.errors import ToolkitError, describe_os_error
 
 

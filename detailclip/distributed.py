@@ -4,7 +4,7 @@ The driver reads the image bytes (nodes need no shared filesystem) and sends the
 the local path, in order, to `FeatureWorker` actors: each rebuilds the driver's backbone once from
 its `load_args` (checked against the driver's identity before any result is used), on one GPU
 when the cluster has GPUs, else on one CPU with one torch thread, decodes, cuts and encodes like
-`features.encode_batch`, and returns fp16 features and level ids. The driver writes the cache, so
+`patch_encoder.encode_batch`, and returns fp16 features and level ids. The driver writes the cache, so
 a killed driver resumes from it. A lost actor is restarted and its batches retried
 (`RAY_RETRIES` times).
 """
@@ -16,12 +16,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from infra.errors import ToolkitError
 from infra.cluster import ClusterError, RayCluster, connect
+from infra.errors import ToolkitError
 
 from .backbones import Backbone, load_backbone
-from .features import CutOptions, Encoded, Pending, encode_batch
 from .images import ImageError, decode_image
+from .patch_encoder import CutOptions, Encoded, Pending, encode_batch
 
 RAY_RETRIES = 3
 ACTOR_CPUS = 1

@@ -20,11 +20,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import max_patch_similarity
 from .recipe import FUSION_SIZES
 
 FUSION_NAMES = (*FUSION_SIZES, "mean")
 MAX_LEVELS = 16  # level embeddings; deeper levels (none at k <= 30) share the last one
+NEG = -1e4  # below any cosine similarity
+
+
+def max_patch_similarity(patch_features: torch.Tensor, queries: torch.Tensor,
+                         padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Targets [B, Q]: max over each image's valid patches of cos(query, patch)."""
+    sims = torch.einsum("bpd,qd->bqp", patch_features.float(), queries.float())
+    if padding_mask is not None:
+        sims = sims.masked_fill(padding_mask[:, None, :], NEG)
+    return sims.amax(dim=-1)
 
 
 class FusionTransformer(nn.Module):

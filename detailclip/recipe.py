@@ -21,7 +21,7 @@ FUSION_SIZES: dict[str, dict] = {  # the fusion transformer's sizes (detailclip.
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights and settings of the distillation terms (detailclip.losses)."""
+    """Weights and settings of the distillation terms (detailclip.training.losses)."""
 
     text_weight: float = 0.25
     patch_weight: float = 0.0

@@ -3,6 +3,7 @@ several files as one set (`write_together`)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -17,6 +18,22 @@ TMP_MARK = ".tmp-"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # what open() would give a new file (mkstemp makes them private)
+
+
+def writable(out: str | os.PathLike) -> Path:
+    """`out` if its nearest existing folder takes new files, so that a command fails before its work
+    on a read-only disk or below a file (an OSError naming `out`); creates nothing."""
+    out = Path(out)
+    folder = out.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        tempfile.TemporaryFile(dir=folder).close()  # an unnamed file: nothing to clean up
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(out)) from None
+    return out
 
 
 def _temporary(path: Path, root: str | os.PathLike | None) -> Path:
@@ -104,16 +121,23 @@ def text_writer(text: str) -> Writer:
     return lambda path: path.write_text(text, encoding="utf-8")
 
 
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
 def npz_writer(arrays: dict, compressed: bool = False) -> Writer:
-    """A writer of numpy arrays as an .npz archive (what np.savez writes), closing the archive on any
-    failure: numpy 1.26 leaves it open, and its collection then prints a second error (a traceback)."""
+    """A writer of numpy arrays as an .npz archive (what np.savez writes) with the same bytes for the
+    same arrays (members dated 1980-01-01), closing the archive on any failure: numpy 1.26 leaves it
+    open, and its collection then prints a second error (a traceback)."""
     import numpy as np
 
     def write(path: Path) -> None:
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as archive:
+        method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+        with zipfile.ZipFile(path, "w", method) as archive:
             for name, value in arrays.items():
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+                member = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)  # no clock: equal arrays, equal bytes
+                member.compress_type = method
+                with archive.open(member, "w", force_zip64=True) as stream:
+                    np.lib.format.write_array(stream, np.asanyarray(value), allow_pickle=False)
 
     return write
 

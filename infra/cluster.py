@@ -1,4 +1,5 @@
-"""The Ray cluster that rendering and feature extraction run on, and their shared command-line options.
+"""The Ray cluster that rendering and feature extraction run on (the commands' --executor and
+--ray-address options: cli_commands.options.executor_options).
 
 Imports neither torch nor bpy, and ray only inside functions. Ray work gets PYTHONPATH = this
 project's folder: every node needs this checkout at the same path and its Python environment.
@@ -7,13 +8,10 @@ project's folder: every node needs this checkout at the same path and its Python
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-
-import click
 
 from .errors import ToolkitError
 
@@ -68,27 +66,3 @@ def session(cluster: RayCluster | None):
             import ray
 
             ray.shutdown()
-
-
-def executor_options(ray_work: str):
-    """Click options --executor local|ray and --ray-address of a command, which gets them as one
-    argument `cluster`: a RayCluster, or None to run on this machine. `ray_work` says what runs on Ray.
-    With Ray the command runs inside `session(cluster)`; a ClusterError is its one-line error."""
-
-    def decorate(command):
-        @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                      help=f"where the work runs: this machine, or {ray_work}")
-        @click.option("--ray-address", default=None,
-                      help="address of the Ray cluster (HEAD_IP:6379); default: $RAY_ADDRESS, else a new one-machine cluster for this run")
-        @functools.wraps(command)
-        def run(*args, executor: str, ray_address: str | None, **kwargs):
-            cluster = RayCluster(ray_address) if executor == "ray" else None
-            try:
-                with session(cluster):
-                    return command(*args, cluster=cluster, **kwargs)
-            except ClusterError as e:
-                raise click.ClickException(str(e)) from None
-
-        return run
-
-    return decorate

@@ -17,8 +17,8 @@ import torch
 
 from detailclip.backbones import autocast, count_gflops, default_device, load_backbone
 from detailclip.cover import scheme_boxes
-from detailclip.features import encode_patches
 from detailclip.fusion import build_fusion
+from detailclip.patch_encoder import encode_patches
 from detailclip.patches import extract_patches
 
 

@@ -30,9 +30,9 @@ from clevr_ds.dataset import DatasetError
 from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, average_prompts, load_backbone
 from detailclip.data import clevr_split
 from detailclip.features import extract_features
-from detailclip.losses import QueryCalibration, distillation_loss
 from detailclip.recipe import QUERY_SETS, FusionRecipe, LossConfig
-from detailclip.train import FeatureBank, teacher_targets, text_pair_weights, training_queries
+from detailclip.training.fusion_trainer import FeatureBank, teacher_targets, text_pair_weights, training_queries
+from detailclip.training.losses import QueryCalibration, distillation_loss
 
 RECIPE = FusionRecipe()
 

@@ -22,7 +22,7 @@ for split in "train 240" "val 40"; do
 done
 
 # 2. backbone
-$PY cli.py train-backbone --data "$DATA" --split train --val-split val --model CLEVR-DS-ViT-T-16 \
+$PY cli.py train-backbone --data "$DATA" --split train --val-split val --backbone CLEVR-DS-ViT-T-16 \
     --steps 5000 --batch-size 64 --images-per-batch 8 --lr 3e-4 --warmup 0.03 \
     --eval-every 100 --checkpoint-every 100 --seed 0 --object-share 0.8 --min-pixels 10 \
     --hard-negatives 2 --class-weight 1 --class-vector-weight 1 \

@@ -23,8 +23,9 @@ from detailclip.checkpoint import load_checkpoint
 from detailclip.data import SplitImages
 from detailclip.encode import collate, fuse
 from detailclip.features import extract_features
-from detailclip.losses import fidelity, max_patch_similarity
+from detailclip.fusion import max_patch_similarity
 from detailclip.recipe import FusionRecipe
+from detailclip.training.losses import fidelity
 from detailclip.zero_shot import evaluate_zero_shot, single_object_items
 
 SHIPPED_FUSION = DEFAULT_FUSION_CHECKPOINT

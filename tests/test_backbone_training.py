@@ -1,4 +1,4 @@
-"""Backbone training (detailclip.backbone_training, `cli.py train-backbone`) on the tiny rendered split."""
+"""Backbone training (detailclip.training.backbone_trainer, `cli.py train-backbone`) on the tiny rendered split."""
 
 from __future__ import annotations
 
@@ -10,21 +10,21 @@ import torch
 import torch.nn.functional as F
 
 from clevr_ds.dataset import load_vocabulary, split_hash
-from detailclip.backbone_training import (
+from detailclip.backbones import load_backbone
+from detailclip.data import SplitImages
+from detailclip.registry import register
+from detailclip.training.backbone_trainer import (
     STATE_FORMAT,
     BackboneTrainConfig,
     BackboneTrainer,
     class_contrastive_loss,
     contrastive_loss,
 )
-from detailclip.backbones import load_backbone
-from detailclip.registry import register
-from detailclip.data import SplitImages
-from detailclip.train import load_state, save_state
+from detailclip.training.state import load_state, save_state
 from tests.conftest import run_cli
 
 TINY = "tiny-clip-vit-p8-32"
-TINY_ARGS = ["--split", "val", "--val-split", "val", "--model", TINY, "--steps", "4", "--batch-size", "8",
+TINY_ARGS = ["--split", "val", "--val-split", "val", "--backbone", TINY, "--steps", "4", "--batch-size", "8",
              "--images-per-batch", "4", "--eval-every", "2", "--checkpoint-every", "2", "--hard-negatives", "1",
              "--class-weight", "1", "--class-vector-weight", "1", "--quiet"]
 

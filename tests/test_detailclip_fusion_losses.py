@@ -8,11 +8,21 @@ import torch
 import torch.nn.functional as F
 
 from detailclip.features import PatchFeatures
-from detailclip.fusion import build_fusion
-from detailclip.losses import (LossConfig, QueryCalibration, detail_weights, distillation_loss, fidelity, max_patch_similarity,
-                               patch_matching_loss, sample_per_level, text_correlation_loss, text_listwise_loss,
-                               text_matching_loss, text_ranking_loss)
-from detailclip.train import Trainer, TrainConfig
+from detailclip.fusion import build_fusion, max_patch_similarity
+from detailclip.recipe import LossConfig, TrainConfig
+from detailclip.training.fusion_trainer import Trainer
+from detailclip.training.losses import (
+    QueryCalibration,
+    detail_weights,
+    distillation_loss,
+    fidelity,
+    patch_matching_loss,
+    sample_per_level,
+    text_correlation_loss,
+    text_listwise_loss,
+    text_matching_loss,
+    text_ranking_loss,  # fmt: skip
+)
 
 DIM = 32
 LEVELS = torch.tensor([0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2])

@@ -9,12 +9,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clevr_ds.vocab import Vocabulary
+from cli_commands.detailclip import encode, train
 from detailclip.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from detailclip.commands import encode, train
 from detailclip.fusion import build_fusion
 from detailclip.recipe import FusionRecipe
 
-TINY = ["--backbone", "tiny-clip-vit-p8-32", "--pretrained", "none", "--size", "tiny", "--k", "4",
+TINY = ["--backbone", "tiny-clip-vit-p8-32", "--pretrained", "none", "--size", "tiny", "--cover-k", "4",
         "--templates", "short", "--batch-size", "4", "--quiet"]
 
 

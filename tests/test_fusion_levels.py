@@ -13,8 +13,8 @@ from detailclip.checkpoint import load_checkpoint, save_checkpoint
 from detailclip.encode import fuse
 from detailclip.features import PatchFeatures
 from detailclip.fusion import MAX_LEVELS, build_fusion
-from detailclip.losses import LossConfig
-from detailclip.train import TrainConfig, Trainer
+from detailclip.recipe import LossConfig
+from detailclip.training.fusion_trainer import TrainConfig, Trainer
 
 DIM = 16
 

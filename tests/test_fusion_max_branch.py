@@ -13,8 +13,8 @@ from detailclip.checkpoint import load_checkpoint, save_checkpoint
 from detailclip.encode import fuse
 from detailclip.features import PatchFeatures
 from detailclip.fusion import build_fusion
-from detailclip.losses import LossConfig
-from detailclip.train import TrainConfig, Trainer
+from detailclip.recipe import LossConfig
+from detailclip.training.fusion_trainer import TrainConfig, Trainer
 
 DIM = 16
 
@@ -96,7 +96,7 @@ def test_train_records_the_branch_in_the_checkpoint(tmp_path, monkeypatch):
         Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
     (tmp_path / "classes.txt").write_text("red cube\nblue sphere\n")
     assert main(["train", "--data", "images", "--classes", "classes.txt", "--backbone", "tiny-clip-vit-p8-32",
-                 "--pretrained", "none", "--k", "2", "--templates", "short", "--epochs", "1", "--batch-size", "2",
+                 "--pretrained", "none", "--cover-k", "2", "--templates", "short", "--epochs", "1", "--batch-size", "2",
                  "--max-directions", "3", "--quiet", "--out", "m.pt", "--cache-dir", "none"]) == 0
     model, _ = load_checkpoint(tmp_path / "m.pt", "cpu")
     assert model.config["max_directions"] == 3 and tuple(model.directions.shape) == (3, 32)

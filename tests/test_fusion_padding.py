@@ -15,9 +15,10 @@ import torch.nn.functional as F
 
 from detailclip.encode import collate, fuse
 from detailclip.features import PatchFeatures
-from detailclip.fusion import build_fusion
-from detailclip.losses import LossConfig, max_patch_similarity, patch_matching_loss, sample_per_level
-from detailclip.train import FeatureBank, TrainConfig, Trainer, teacher_targets
+from detailclip.fusion import build_fusion, max_patch_similarity
+from detailclip.recipe import LossConfig
+from detailclip.training.fusion_trainer import FeatureBank, TrainConfig, Trainer, teacher_targets
+from detailclip.training.losses import patch_matching_loss, sample_per_level
 
 DIM = 16
 COUNTS = (3, 7, 12, 1, 5)

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 
 from benchmark.results import load_run
-from cli import main
 from clevr_ds.dataset import DatasetError, read_class_names, split_hash
 from clevr_ds.schema import META, SCENE, problem
 from clevr_ds.validate import validate
+from cli import main
 from detailclip.checkpoint import load_checkpoint
 from tests.benchmark_fixtures import TINY_BACKBONE, make_dataset, random_scenes
 
@@ -216,11 +216,11 @@ def test_bench_refuses_an_incomplete_split_unless_allowed(capsys, copy, tmp_path
 def test_training_and_zero_shot_refuse_an_incomplete_split_unless_allowed(capsys, copy, tmp_path):
     scene_file(copy, 2).unlink()
     png_file(copy, 3).unlink()
-    train = ["train", "--data", copy, "--split", SPLIT, "--size", "tiny", "--k", "2",
+    train = ["train", "--data", copy, "--split", SPLIT, "--size", "tiny", "--cover-k", "2",
              "--epochs", "1", "--batch-size", "2", "--cache-dir", "none", "--out", tmp_path / "m.pt", *FAST[:6], "--quiet"]
     zero_shot = ["zero-shot", "--data", copy, "--split", SPLIT, "--factor", "2", *FAST[:6], "--quiet"]
     backbone = ["train-backbone", "--data", copy, "--split", SPLIT, "--val-split", SPLIT, "--steps", "1",
-                "--batch-size", "4", "--images-per-batch", "2", "--model", TINY_BACKBONE, "--out", tmp_path / "b.safetensors",
+                "--batch-size", "4", "--images-per-batch", "2", "--backbone", TINY_BACKBONE, "--out", tmp_path / "b.safetensors",
                 "--quiet"]
     for args in (train, zero_shot, backbone):
         code, out, err = run(capsys, *args)

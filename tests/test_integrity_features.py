@@ -169,7 +169,7 @@ def test_cache_dir_none_means_no_cache_in_encode_and_train(images, checkpoint, t
     assert np.array_equal(np.load("none.npz")["vectors"], np.load("cached.npz")["vectors"])
     (tmp_path / "classes.txt").write_text("red cube\nblue sphere\n")
     train = ["train", "--data", str(images[0].parent), "--classes", "classes.txt", "--backbone", TINY,
-             "--pretrained", "none", "--size", "tiny", "--k", "3", "--templates", "short", "--epochs", "1",
+             "--pretrained", "none", "--size", "tiny", "--cover-k", "3", "--templates", "short", "--epochs", "1",
              "--batch-size", "2", "--quiet", "--out", "run/m.pt", "--cache-dir", "None"]
     assert main(train) == 0 and (tmp_path / "run" / "m.pt").is_file()
     capsys.readouterr()

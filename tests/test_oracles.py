@@ -236,7 +236,7 @@ def test_encode_equals_open_clip_forward_then_fusion(tmp_path):
     import open_clip
 
     from detailclip.checkpoint import load_checkpoint, save_checkpoint
-    from detailclip.commands import encode
+    from cli_commands.detailclip import encode
     from detailclip.fusion import build_fusion
     from tests.benchmark_fixtures import TINY_BACKBONE
     from click.testing import CliRunner

@@ -24,17 +24,20 @@ from PIL import Image
 from cli import main
 from detailclip.backbones import load_backbone
 from detailclip.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint, torch_bytes
-from detailclip.features import CutOptions, FeatureCache, PatchFeatures, extract_features
+from detailclip.feature_cache import FeatureCache
+from detailclip.features import PatchFeatures, extract_features
 from detailclip.fusion import build_fusion
+from detailclip.patch_encoder import CutOptions
 from detailclip.recipe import LossConfig, TrainConfig
-from detailclip.train import STATE_FORMAT, Trainer, resume_from, save_state
+from detailclip.training.fusion_trainer import STATE_FORMAT, Trainer
+from detailclip.training.state import resume_from, save_state
 from infra.errors import ToolkitError
 from tests.hostile_fs import file_in_the_way, full_disk, one_line_error, read_only_disk, tree
 
 TINY = "tiny-clip-vit-p8-32"
-TINY_TRAIN = ["--backbone", TINY, "--pretrained", "none", "--size", "tiny", "--k", "3", "--templates", "short",
+TINY_TRAIN = ["--backbone", TINY, "--pretrained", "none", "--size", "tiny", "--cover-k", "3", "--templates", "short",
               "--batch-size", "2", "--epochs", "2", "--checkpoint-every", "1", "--val-fraction", "0.34", "--quiet"]
-TINY_BACKBONE = ["--split", "val", "--val-split", "val", "--model", TINY, "--steps", "2", "--batch-size", "4",
+TINY_BACKBONE = ["--split", "val", "--val-split", "val", "--backbone", TINY, "--steps", "2", "--batch-size", "4",
                  "--images-per-batch", "2", "--eval-every", "1", "--checkpoint-every", "1", "--quiet"]
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -1,42 +1,48 @@
-"""Click commands of the detailclip package: `train`, `encode`, `train-backbone` and `zero-shot`
+"""`clevr-ds train`, `encode`, `train-backbone` and `zero-shot`: DetailCLIP and its reference backbone
 (heavy imports inside)."""
 
 from __future__ import annotations
 
-import errno
-import os
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 
 import click
 
 from clevr_ds.dataset import DEFAULT_ROOT
-from infra.cluster import executor_options
+from detailclip.recipe import (
+    FUSION_SIZES,
+    LOSS_KINDS,
+    MAX_K,
+    PATCH_MODES,
+    QUERY_SETS,
+    SCHEMES,
+    FusionRecipe,
+    LossConfig,
+    TrainConfig,  # fmt: skip
+)
+from detailclip.registry import DEFAULT_FUSION_CHECKPOINT
+from infra.atomic import writable
 
-from .recipe import FUSION_SIZES, LOSS_KINDS, MAX_K, PATCH_MODES, QUERY_SETS, SCHEMES, FusionRecipe, LossConfig, TrainConfig
-from .registry import DEFAULT_FUSION_CHECKPOINT
-
-RAY_FEATURES = "Ray actors that extract the features missing from the cache (one GPU each when the cluster has GPUs, else one CPU)"
+from .options import (
+    RAY_FEATURES,
+    allow_incomplete_option,
+    backbone_option,
+    cache_dir_option,
+    checkpoint_option,
+    device_option,
+    executor_options,
+    feature_options,
+    option,
+    pretrained_option,
+    quiet_option,
+    renamed,
+    seed_option,
+    templates_option,  # fmt: skip
+)
 
 
 def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
-
-
-def writable(out: Path) -> Path:
-    """`out` if its nearest existing folder takes new files, so that a command fails before its work
-    on a read-only disk or below a file (an OSError naming `out`); creates nothing."""
-    folder = out.absolute().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        if not folder.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-        tempfile.TemporaryFile(dir=folder).close()  # an unnamed file: nothing to clean up
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(out)) from None
-    return out
 
 
 def _level_list(ctx, param, value: str) -> tuple[int, ...] | None:
@@ -53,46 +59,9 @@ def _levels_text(levels: tuple[int, ...] | None) -> str:
     return "all" if levels is None else ",".join(map(str, levels))
 
 
-def cache_dir_option(option: Path | None, default: Path | None) -> Path | None:
-    """The --cache-dir folder: `default` when not given, None (no cache) for 'none'."""
-    if option is None:
-        return default
-    return None if str(option).lower() == "none" else option
-
-
-def feature_options(cache_default: str):
-    """The feature-extraction options of `bench` and `index`: --cache-dir (default `cache_default`),
-    --batch-size, --device and --executor/--ray-address (as `cluster`)."""
-
-    def decorate(command):
-        for option in reversed((
-            click.option("--cache-dir", type=click.Path(path_type=Path),
-                         help=f"Patch-feature cache [default: {cache_default}]; none: no cache."),
-            click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
-                         help="Images cut and encoded together."),
-            click.option("--device", help="torch device (default: cuda when available)."),
-            executor_options(RAY_FEATURES),
-        )):
-            command = option(command)
-        return command
-
-    return decorate
-
-
-allow_incomplete_option = click.option(
-    "--allow-incomplete", is_flag=True,
-    help="Use a CLEVR-DS split with missing scenes or images (refused by default); the run records the images it used.")
-
-
 def _warn_if_untrained(backbone) -> None:
     if backbone.untrained_warning:
         click.echo(backbone.untrained_warning, err=True)
-
-
-backbone_option = click.option("--backbone", default=None,
-                               help="open_clip architecture [default: detailclip.backbones.DEFAULT_BACKBONE]")
-pretrained_option = click.option("--pretrained", default=None,
-                                 help="open_clip tag, checkpoint path or 'none' (random, seeded)")
 
 
 RECIPE = FusionRecipe()  # the shipped recipe: train's defaults
@@ -103,21 +72,21 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
 @backbone_option
 @pretrained_option
 @click.option("--image-size", type=click.IntRange(16), default=RECIPE.image_size, help="force the backbone's input size")
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
-              help="CLEVR-DS folder, or a folder of images with --classes")
-@click.option("--split", default="train", show_default=True, help="CLEVR-DS training split")
-@click.option("--val-split", default="val", show_default=True,
+@option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
+        help="CLEVR-DS folder, or a folder of images with --classes")
+@option("--split", default="train", show_default=True, help="CLEVR-DS training split")
+@option("--val-split", default="val", show_default=True,
               help="CLEVR-DS validation split; when absent, --val-fraction of the training images is held out")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
-@click.option("--classes", "classes_file", type=click.Path(path_type=Path), default=None,
+@option("--classes", "classes_file", type=click.Path(path_type=Path), default=None,
               help="class names, one a line (required for a plain image folder; overrides CLEVR-DS's)")
-@click.option("--templates", default=RECIPE.templates, show_default=True,
-              help="prompt templates: openai80, short, plain, photo")
+@option("--templates", default=RECIPE.templates, show_default=True, help="prompt templates: openai80, short, plain, photo")
 @click.option("--queries", type=click.Choice(QUERY_SETS), default=RECIPE.queries, show_default=True,
               help="text queries of the text terms: every (class, template) prompt, the template-averaged "
                    "class embeddings (the benchmark's queries), or both")
 @click.option("--scheme", type=click.Choice(SCHEMES), default=RECIPE.scheme, show_default=True)
-@click.option("--k", type=click.IntRange(1, MAX_K), default=RECIPE.k, show_default=True)
+@option("--cover-k", type=click.IntRange(1, MAX_K), default=RECIPE.k, show_default=True, help="k of Complete Cover")
+@renamed("--k", "--cover-k", type=click.IntRange(1, MAX_K))
 @click.option("--size", type=click.Choice(list(FUSION_SIZES)), default=RECIPE.size, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 0.9), default=RECIPE.dropout, show_default=True)
 @click.option("--pre-norm/--post-norm", default=RECIPE.pre_norm, show_default=True,
@@ -128,11 +97,10 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
               help="learned directions of the fusion's max branch (max over patches of each one's similarity, "
                    "mixed into the fused vector; 0: none)")
 @click.option("--epochs", type=click.IntRange(1), default=TRAINING.epochs, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=TRAINING.batch_size, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=TRAINING.lr, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(0), default=TRAINING.weight_decay, show_default=True)
-@click.option("--warmup", type=click.FloatRange(0, 1), default=TRAINING.warmup, show_default=True,
-              help="fraction of steps")
+@option("--batch-size", type=click.IntRange(1), default=TRAINING.batch_size, show_default=True, help="images per step")
+@option("--lr", type=click.FloatRange(0, min_open=True), default=TRAINING.lr, show_default=True)
+@option("--weight-decay", type=click.FloatRange(0), default=TRAINING.weight_decay, show_default=True)
+@option("--warmup", type=click.FloatRange(0, 1), default=TRAINING.warmup, show_default=True, help="fraction of steps")
 @click.option("--patience", type=click.IntRange(0), default=TRAINING.patience, show_default=True,
               help="0: no early stopping")
 @click.option("--text-weight", type=click.FloatRange(0), default=LOSS.text_weight, show_default=True)
@@ -157,28 +125,29 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
                    "largest windows, ...), comma-separated, or all")
 @click.option("--patch-mode", type=click.Choice(PATCH_MODES), default=LOSS.patch_mode, show_default=True)
 @click.option("--loss", "kind", type=click.Choice(LOSS_KINDS), default=LOSS.kind, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=TRAINING.checkpoint_every, show_default=True,
-              help="epochs")
-@click.option("--seed", type=int, default=TRAINING.seed, show_default=True)
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="feature cache [default: <out folder>/feature_cache]; none: no cache")
-@click.option("--extract-batch", type=click.IntRange(1), default=4, show_default=True, help="images cut together")
-@click.option("--device", default=None, help="torch device [default: cuda when present]")
+@option("--checkpoint-every", type=click.IntRange(1), default=TRAINING.checkpoint_every, show_default=True, help="epochs")
+@seed_option(default=TRAINING.seed, show_default=True)
+@option("--cache-dir", type=click.Path(path_type=Path), default=None,
+        help="Patch-feature cache [default: <out folder>/feature_cache]; none: no cache.")
+@option("--extract-batch", type=click.IntRange(1), default=4, show_default=True,
+        help="Images cut into patches and encoded together.")
+@device_option()
 @executor_options(RAY_FEATURES)
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="checkpoint file to write")
-@click.option("--resume", is_flag=True, help="continue from <out>.state.pt")
+@option("--out", required=True, type=click.Path(path_type=Path), help="checkpoint file to write")
+@option("--resume", is_flag=True, help="continue from <out>.state.pt")
 @allow_incomplete_option
-@click.option("--quiet", is_flag=True, help="no progress bars")
+@quiet_option
 def train(**opts):
     """Train a DetailCLIP fusion model on a folder of images (CLEVR-DS or plain + class names).
 
     The defaults are the recipe of the shipped fusion checkpoint (detailclip.recipe,
     scripts/make_reference_weights.sh)."""
     from clevr_ds.dataset import DatasetError
+    from detailclip.backbones import BackboneError
+    from detailclip.images import ImageError
+    from detailclip.training.fusion_trainer import train_from_data
 
-    from .backbones import BackboneError
-    from .images import ImageError
-    from .train import train_from_data
+    opts["k"] = opts.pop("cover_k")
 
     def pick(config):
         return {f.name: opts[f.name] for f in fields(config) if f.name in opts}
@@ -198,27 +167,23 @@ def train(**opts):
 
 
 @click.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=DEFAULT_FUSION_CHECKPOINT,
-              help="fusion checkpoint from train [default: the shipped one, on the offline reference backbone]")
+@checkpoint_option(default=DEFAULT_FUSION_CHECKPOINT,
+                   help="fusion checkpoint from train [default: the shipped one, on the offline reference backbone]")
 @click.option("--images", "images_dir", required=True, type=click.Path(path_type=Path), help="folder of images (recursive)")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help=".npz with vectors [N, D] and paths")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="feature cache (none: no cache)")
-@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="images cut together")
-@click.option("--device", default=None, help="torch device [default: cuda when present]")
-@executor_options(RAY_FEATURES)
-@click.option("--quiet", is_flag=True, help="no progress bars")
-def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, quiet):
+@option("--out", required=True, type=click.Path(path_type=Path), help=".npz with vectors [N, D] and paths")
+@feature_options("none (no cache)")
+@quiet_option
+def encode(checkpoint, images_dir, out, cache_dir, extract_batch, device, cluster, quiet):
     """Encode every image of a folder to one DetailCLIP vector."""
     import json
 
     import numpy as np
 
+    from detailclip.backbones import BackboneError
+    from detailclip.checkpoint import CheckpointError
+    from detailclip.encode import encode_images_with_checkpoint
+    from detailclip.images import ImageError, list_images
     from infra.atomic import npz_writer, write_together
-
-    from .backbones import BackboneError
-    from .checkpoint import CheckpointError
-    from .encode import encode_images_with_checkpoint
-    from .images import ImageError, list_images
 
     if out.suffix != ".npz":
         raise click.BadParameter("the output must be a .npz file", param_hint="--out")
@@ -228,7 +193,7 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
         if not paths:
             raise ImageError(f"no images in {images_dir}")
         vectors, config = encode_images_with_checkpoint(checkpoint, paths, cache_dir=cache_dir_option(cache_dir, None),
-                                                        batch_size=batch_size, device=device, progress=not quiet,
+                                                        batch_size=extract_batch, device=device, progress=not quiet,
                                                         cluster=cluster)
     except (CheckpointError, BackboneError, ImageError, ValueError) as e:
         raise _fail(e) from None
@@ -242,17 +207,18 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
 
 
 @click.command("train-backbone")
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="CLEVR-DS folder")
-@click.option("--split", default="train", show_default=True, help="training split")
-@click.option("--val-split", default="val", show_default=True, help="validation split (zero-shot accuracy)")
-@click.option("--model", default="CLEVR-DS-ViT-T-16", show_default=True, help="open_clip architecture (random init)")
+@option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="CLEVR-DS folder")
+@option("--split", default="train", show_default=True, help="training split")
+@option("--val-split", default="val", show_default=True, help="validation split (zero-shot accuracy)")
+@option("--backbone", default="CLEVR-DS-ViT-T-16", show_default=True, help="open_clip architecture (random init)")
+@renamed("--model", "--backbone")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(2), default=128, show_default=True, help="crops per step")
+@option("--batch-size", type=click.IntRange(2), default=128, show_default=True, help="crops per step")
 @click.option("--images-per-batch", type=click.IntRange(1), default=8, show_default=True,
               help="images the crops of one step are cut from")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(0), default=0.1, show_default=True)
-@click.option("--warmup", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="fraction of steps")
+@option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@option("--weight-decay", type=click.FloatRange(0), default=0.1, show_default=True)
+@option("--warmup", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="fraction of steps")
 @click.option("--grad-clip", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
 @click.option("--min-crop", type=click.FloatRange(0.01, 1), default=0.08, show_default=True,
               help="smallest crop side / image side")
@@ -260,8 +226,8 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
               help="share of whole images among the crops")
 @click.option("--object-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="share of the other crops drawn around a random object (1.5-8x its box)")
-@click.option("--min-pixels", type=click.FloatRange(0), default=4.0, show_default=True,
-              help="smallest object side (px at the model's input) that a caption mentions")
+@option("--min-pixels", type=click.FloatRange(0), default=4.0, show_default=True,
+        help="smallest object side (px at the model's input) that a caption mentions")
 @click.option("--hard-negatives", type=click.IntRange(0), default=0, show_default=True,
               help="captions per crop with one shape or colour swapped, as extra negatives")
 @click.option("--shape-swap-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -270,31 +236,33 @@ def encode(checkpoint, images_dir, out, cache_dir, batch_size, device, cluster, 
               help="weight of the class-prompt term (0: captions only)")
 @click.option("--class-vector-weight", type=click.FloatRange(0), default=0.0, show_default=True,
               help="weight of the learned-class-vector term (a classifier used only in training)")
-@click.option("--templates", default="openai80", show_default=True, help="caption wrappers and validation prompts")
+@option("--templates", default="openai80", show_default=True, help="caption wrappers and validation prompts")
 @click.option("--eval-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
-@click.option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="torch device [default: cuda when present]")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help=".safetensors file to write; its .json sidecar, .state.pt and .log.csv go beside it")
-@click.option("--resume", is_flag=True, help="continue from <out>.state.pt")
+@option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
+@seed_option(default=0, show_default=True)
+@device_option()
+@option("--out", required=True, type=click.Path(path_type=Path),
+        help=".safetensors file to write; its .json sidecar, .state.pt and .log.csv go beside it")
+@option("--resume", is_flag=True, help="continue from <out>.state.pt")
 @allow_incomplete_option
-@click.option("--quiet", is_flag=True, help="no progress bars")
+@quiet_option
 def train_backbone(**opts):
     """Train a compact CLIP backbone from scratch on CLEVR-DS crops and captions (fp16 safetensors)."""
     import open_clip
     import torch
 
     from clevr_ds.dataset import DatasetError
-
-    from .backbone_training import BackboneTrainConfig, train_backbone as run
-    from .backbones import BackboneError, default_device
-    from .images import ImageError
-    from .registry import register
+    from detailclip.backbones import BackboneError, default_device
+    from detailclip.images import ImageError
+    from detailclip.registry import register
+    from detailclip.training.backbone_trainer import BackboneTrainConfig
+    from detailclip.training.backbone_trainer import train_backbone as run
 
     register()
+    opts["model"] = opts.pop("backbone")
     writable(opts["out"])
     if opts["model"] not in open_clip.list_models():
-        raise click.BadParameter(f"unknown open_clip architecture {opts['model']!r}", param_hint="--model")
+        raise click.BadParameter(f"unknown open_clip architecture {opts['model']!r}", param_hint="--backbone")
     if opts["batch_size"] < opts["images_per_batch"]:
         raise click.BadParameter("must not exceed --batch-size", param_hint="--images-per-batch")
     config = BackboneTrainConfig(**{f.name: opts[f.name] for f in fields(BackboneTrainConfig) if f.name in opts})
@@ -311,27 +279,26 @@ def train_backbone(**opts):
 @click.command("zero-shot")
 @backbone_option
 @pretrained_option
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path(DEFAULT_ROOT), show_default=True,
-              help="CLEVR-DS folder")
-@click.option("--split", default="test", show_default=True, help="held-out split")
+@option("--data", "data_dir", type=click.Path(path_type=Path), default=Path(DEFAULT_ROOT), show_default=True,
+        help="CLEVR-DS folder")
+@option("--split", default="test", show_default=True, help="held-out split")
 @click.option("--factor", "factors", type=click.FloatRange(1), multiple=True, default=[3.0], show_default=True,
               help="crop side / object box side (repeat for several; larger shows the object smaller)")
-@click.option("--min-pixels", type=click.FloatRange(0), default=4.0, show_default=True,
-              help="objects smaller than this (px at the backbone's input) do not count as in a crop")
-@click.option("--templates", default="openai80", show_default=True, help="prompt templates: openai80, short, plain, photo")
-@click.option("--device", default=None, help="torch device [default: cuda when present]")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSON report with every prediction")
+@option("--min-pixels", type=click.FloatRange(0), default=4.0, show_default=True,
+        help="objects smaller than this (px at the backbone's input) do not count as in a crop")
+@templates_option
+@device_option()
+@option("--out", type=click.Path(path_type=Path), default=None, help="JSON report with every prediction")
 @allow_incomplete_option
-@click.option("--quiet", is_flag=True, help="no progress bars")
+@quiet_option
 def zero_shot(**opts):
     """Zero-shot "<colour> <shape>" accuracy of a backbone on the single-object crops of a split."""
     from clevr_ds.dataset import DatasetError, load_vocabulary
+    from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone, pretrained_id
+    from detailclip.data import SplitImages
+    from detailclip.images import ImageError
+    from detailclip.zero_shot import evaluate_zero_shot
     from infra.atomic import write_json
-
-    from .backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone, pretrained_id
-    from .data import SplitImages
-    from .images import ImageError
-    from .zero_shot import evaluate_zero_shot
 
     if opts["out"]:
         writable(opts["out"])

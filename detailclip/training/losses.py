@@ -37,9 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .recipe import LossConfig
-
-NEG = -1e4  # below any cosine similarity
+from ..fusion import NEG
+from ..recipe import LossConfig
 
 
 def similarity_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "mse", scale: float = 100.0,
@@ -50,15 +49,6 @@ def similarity_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = 
     if weight is None:
         return scale * error.mean()
     return scale * (error * weight).sum() / weight.sum().clamp(min=1)
-
-
-def max_patch_similarity(patch_features: torch.Tensor, queries: torch.Tensor,
-                         padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Targets [B, Q]: max over each image's valid patches of cos(query, patch)."""
-    sims = torch.einsum("bpd,qd->bqp", patch_features.float(), queries.float())
-    if padding_mask is not None:
-        sims = sims.masked_fill(padding_mask[:, None, :], NEG)
-    return sims.amax(dim=-1)
 
 
 class QueryCalibration(nn.Module):

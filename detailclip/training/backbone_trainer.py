@@ -42,14 +42,14 @@ from clevr_ds.dataset import load_vocabulary, split_hash
 from clevr_ds.vocab import Vocabulary
 from infra.atomic import write_bytes, write_json
 
-from .backbones import Backbone, autocast, quiet_open_clip
-from .checkpoint import wrong_fields
-from .data import SplitImages
-from .patches import extract_patches
-from .registry import register
-from .text import resolve_templates
-from .train import logged_column, lr_factor, resume_from, save_state, write_log
-from .zero_shot import class_accuracy, predict_classes, single_object_items
+from ..backbones import Backbone, autocast, quiet_open_clip
+from ..checkpoint import wrong_fields
+from ..data import SplitImages
+from ..patches import extract_patches
+from ..registry import register
+from ..text import resolve_templates
+from ..zero_shot import class_accuracy, predict_classes, single_object_items
+from .state import logged_column, lr_factor, resume_from, save_state, write_log
 
 STATE_FORMAT = "detailclip-backbone-state/1"
 STATE_TYPES = {"step": int, "class_vectors": torch.Tensor, "rng": str, "log": list}  # checked before a state is loaded
