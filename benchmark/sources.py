@@ -18,15 +18,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from clevr_ds.annotate import rel_scale
-from clevr_ds.dataset import (
-    DATASET_NAME,
-    DatasetError,
-    finished_scenes,
-    image_path,
-    load_meta,
-    read_class_names,
-    split_hash,
-)  # fmt: skip
+from clevr_ds.dataset import (DATASET_NAME, DatasetError, finished_scenes, image_path, load_meta, read_class_names,
+                              split_hash)  # fmt: skip
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
 from clevr_ds.vocab import Vocabulary
 from detailclip.images import IMAGE_SUFFIXES

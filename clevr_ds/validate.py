@@ -17,24 +17,9 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from .annotate import decode_mask, mask_bbox, rel_scale
-from .dataset import (
-    DatasetError,
-    clevr_scenes_path,
-    coco_path,
-    image_path,
-    images_dir,
-    incomplete_message,
-    list_splits,
-    load_coco,
-    load_meta,
-    manifest_path,
-    meta_path,
-    missing_files,
-    read_bytes,
-    read_json,
-    read_scene,
-    scenes_dir,  # fmt: skip
-)
+from .dataset import (DatasetError, clevr_scenes_path, coco_path, image_path, images_dir, incomplete_message,
+                      list_splits, load_coco, load_meta, manifest_path, meta_path, missing_files, read_bytes,
+                      read_json, read_scene, scenes_dir)  # fmt: skip
 from .export import to_clevr
 from .sampling import scene_seed
 from .schema import META, SCENE

@@ -8,22 +8,9 @@ import click
 
 from clevr_ds.dataset import DEFAULT_ROOT
 
-from .options import (
-    allow_incomplete_option,
-    backbone_option,
-    baseline_option,
-    cache_dir_option,
-    checkpoint_option,
-    cover_k_option,
-    feature_options,
-    option,
-    pretrained_option,
-    quiet_option,
-    renamed,
-    seed_option,
-    source_options,  # fmt: skip
-    templates_option,
-)
+from .options import (allow_incomplete_option, backbone_option, baseline_option, cache_dir_option, checkpoint_option,
+                      cover_k_option, feature_options, option, pretrained_option, quiet_option, renamed, seed_option,
+                      source_options, templates_option)  # fmt: skip
 
 # Listed here so that --help stays fast (the registry imports torch); a test keeps it equal to the registry.
 METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-max", "oracle-crop", "s2", "detailclip")

@@ -9,36 +9,14 @@ from pathlib import Path
 import click
 
 from clevr_ds.dataset import DEFAULT_ROOT
-from detailclip.recipe import (
-    FUSION_SIZES,
-    LOSS_KINDS,
-    MAX_K,
-    PATCH_MODES,
-    QUERY_SETS,
-    SCHEMES,
-    FusionRecipe,
-    LossConfig,
-    TrainConfig,  # fmt: skip
-)
+from detailclip.recipe import (FUSION_SIZES, LOSS_KINDS, MAX_K, PATCH_MODES, QUERY_SETS, SCHEMES, FusionRecipe,
+                               LossConfig, TrainConfig)  # fmt: skip
 from detailclip.registry import DEFAULT_FUSION_CHECKPOINT
 from infra.atomic import writable
 
-from .options import (
-    RAY_FEATURES,
-    allow_incomplete_option,
-    backbone_option,
-    cache_dir_option,
-    checkpoint_option,
-    device_option,
-    executor_options,
-    feature_options,
-    option,
-    pretrained_option,
-    quiet_option,
-    renamed,
-    seed_option,
-    templates_option,  # fmt: skip
-)
+from .options import (RAY_FEATURES, allow_incomplete_option, backbone_option, cache_dir_option, checkpoint_option,
+                      device_option, executor_options, feature_options, option, pretrained_option, quiet_option,
+                      renamed, seed_option, templates_option)  # fmt: skip
 
 
 def _fail(error: Exception) -> click.ClickException:

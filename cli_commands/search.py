@@ -6,18 +6,8 @@ from pathlib import Path
 
 import click
 
-from .options import (
-    backbone_option,
-    cache_dir_option,
-    checkpoint_option,
-    cover_k_option,
-    device_option,
-    feature_options,
-    option,  # fmt: skip
-    pretrained_option,
-    quiet_option,
-    seed_option,
-)
+from .options import (backbone_option, cache_dir_option, checkpoint_option, cover_k_option, device_option,
+                      feature_options, option, pretrained_option, quiet_option, seed_option)  # fmt: skip
 
 SEARCH_METHODS = ("detailclip", "cc-max", "clip")
 

@@ -9,16 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clevr_ds.dataset import (
-    DatasetError,
-    finished_scenes,
-    image_path,
-    list_splits,
-    load_vocabulary,
-    meta_path,
-    read_class_names,
-    split_hash,
-)
+from clevr_ds.dataset import (DatasetError, finished_scenes, image_path, list_splits, load_vocabulary, meta_path,
+                              read_class_names, split_hash)  # fmt: skip
 
 from .images import ImageError, decode_image, list_images, read_bytes
 

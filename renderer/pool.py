@@ -24,17 +24,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clevr_ds import GENERATOR_NAME, GENERATOR_VERSION
-from clevr_ds.dataset import (
-    DATASET_NAME,
-    MAX_IMAGES,
-    defining,
-    image_file,
-    load_meta,
-    load_scenes,
-    meta_path,
-    scene_path,
-    written_folders,
-)
+from clevr_ds.dataset import (DATASET_NAME, MAX_IMAGES, defining, image_file, load_meta, load_scenes, meta_path,
+                              scene_path, written_folders)  # fmt: skip
 from clevr_ds.export import rewrite_exports
 from clevr_ds.sampling import SceneConfig, config_to_dict, sample_scene
 from clevr_ds.schema import META_COUNT

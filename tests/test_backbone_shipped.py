@@ -9,16 +9,8 @@ import pytest
 
 from clevr_ds.captions import VisibilityRule
 from clevr_ds.dataset import load_scenes, load_vocabulary
-from detailclip.backbones import (
-    BUILTIN_WEIGHTS,
-    DEFAULT_BACKBONE,
-    DEFAULT_FUSION_CHECKPOINT,
-    DEFAULT_PRETRAINED,
-    BackboneError,
-    builtin_weights,
-    load_backbone,
-    pretrained_id,
-)
+from detailclip.backbones import (BUILTIN_WEIGHTS, DEFAULT_BACKBONE, DEFAULT_FUSION_CHECKPOINT, DEFAULT_PRETRAINED,
+                                  BackboneError, builtin_weights, load_backbone, pretrained_id)  # fmt: skip
 from detailclip.checkpoint import load_checkpoint
 from detailclip.data import SplitImages
 from detailclip.encode import collate, fuse

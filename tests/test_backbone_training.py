@@ -13,13 +13,8 @@ from clevr_ds.dataset import load_vocabulary, split_hash
 from detailclip.backbones import load_backbone
 from detailclip.data import SplitImages
 from detailclip.registry import register
-from detailclip.training.backbone_trainer import (
-    STATE_FORMAT,
-    BackboneTrainConfig,
-    BackboneTrainer,
-    class_contrastive_loss,
-    contrastive_loss,
-)
+from detailclip.training.backbone_trainer import (STATE_FORMAT, BackboneTrainConfig, BackboneTrainer,
+                                                  class_contrastive_loss, contrastive_loss)  # fmt: skip
 from detailclip.training.state import load_state, save_state
 from tests.conftest import run_cli
 

@@ -11,18 +11,9 @@ from detailclip.features import PatchFeatures
 from detailclip.fusion import build_fusion, max_patch_similarity
 from detailclip.recipe import LossConfig, TrainConfig
 from detailclip.training.fusion_trainer import Trainer
-from detailclip.training.losses import (
-    QueryCalibration,
-    detail_weights,
-    distillation_loss,
-    fidelity,
-    patch_matching_loss,
-    sample_per_level,
-    text_correlation_loss,
-    text_listwise_loss,
-    text_matching_loss,
-    text_ranking_loss,  # fmt: skip
-)
+from detailclip.training.losses import (QueryCalibration, detail_weights, distillation_loss, fidelity,
+                                        patch_matching_loss, sample_per_level, text_correlation_loss,
+                                        text_listwise_loss, text_matching_loss, text_ranking_loss)  # fmt: skip
 
 DIM = 32
 LEVELS = torch.tensor([0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2])

@@ -9,9 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.buckets import (
-    DEFAULT_BUCKETS_PER_RANGE, Bucket, assign_buckets, buckets_from_edges, default_buckets, log_buckets, parse_buckets,
-)  # fmt: skip
+from benchmark.buckets import (DEFAULT_BUCKETS_PER_RANGE, Bucket, assign_buckets, buckets_from_edges, default_buckets,
+                               log_buckets, parse_buckets)  # fmt: skip
 from benchmark.protocol import Protocol
 from benchmark.sources import SourceImage, SourceObject
 
