@@ -106,7 +106,7 @@ def test_train_backbone_cli_writes_open_clip_weights(tiny_dataset, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--data", "/nonexistent/ds", "--out", "x.safetensors"], "no split"),
     (["--out", "x.pt"], "must be a .safetensors file"),
-    (["--out", "x.safetensors", "--model", "no-such-model"], "unknown open_clip architecture"),
+    (["--out", "x.safetensors", "--backbone", "no-such-model"], "unknown open_clip architecture"),
     (["--out", "x.safetensors", "--images-per-batch", "16"], "must not exceed --batch-size"),
 ])
 def test_train_backbone_bad_input(tiny_dataset, tmp_path, capsys, args, message):
