@@ -6,7 +6,7 @@
 #
 # Runs mutmut (pinned below; pip-installed into the current interpreter when missing) over the
 # pure-Python modules named in pyproject.toml [tool.mutmut] only_mutate, running only the fast
-# test files listed in pytest_add_cli_args_test_selection (no tests/test_render*.py). mutmut 3
+# test files listed in pytest_add_cli_args_test_selection (no tests/test_renderer_*.py). mutmut 3
 # writes a `mutants/` folder next to pyproject.toml, so the script first copies the working tree
 # (tracked and untracked-but-not-ignored files) to $MUTATION_WORKDIR and runs there: the checkout
 # itself is never written to.
@@ -21,7 +21,7 @@
 # MUTATION_THRESHOLD (default 90), MUTATION_NICE (default 10).
 #
 # Limitation: mutmut 3 maps tests to functions in-process, so a test that reaches a module only
-# through a `python cli.py` subprocess (tests/test_exports.py's CLEVR export) does not count for it.
+# through a `python cli.py` subprocess (tests/test_clevr_ds_export.py's CLEVR export) does not count for it.
 set -euo pipefail
 
 MUTMUT_VERSION=3.8.1
@@ -55,18 +55,18 @@ fi
 # that call the mutated function). A narrow list per module keeps a run short: with all files,
 # every function that the tiny Blender split or a benchmark run touches would re-run those.
 declare -A TESTS=(
-    [clevr_ds/scales.py]="tests/test_scales.py tests/test_properties.py tests/test_sampling.py tests/test_mutation_kills_scales.py"
-    [clevr_ds/vocab.py]="tests/test_properties.py tests/test_sampling.py tests/test_mutation_kills_vocab.py"
-    [clevr_ds/annotate.py]="tests/test_oracles.py tests/test_properties.py tests/test_mutation_kills_annotate.py"
-    [infra/paths.py]="tests/test_mutation_kills_paths.py tests/test_sources.py"
-    [clevr_ds/schema.py]="tests/test_integrity_dataset.py tests/test_mutation_kills_schema.py"
-    [clevr_ds/export.py]="tests/test_properties.py tests/test_exports.py tests/test_mutation_kills_export.py"
-    [benchmark/metrics.py]="tests/test_benchmark_metrics.py tests/test_properties.py tests/test_benchmark_uncertainty.py tests/test_mutation_kills_metrics.py"
-    [benchmark/buckets.py]="tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_protocol.py"
-    [benchmark/protocol.py]="tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_protocol.py"
-    [benchmark/uncertainty.py]="tests/test_benchmark_uncertainty.py tests/test_benchmark_metrics.py tests/test_mutation_kills_uncertainty.py"
-    [benchmark/sources.py]="tests/test_benchmark_protocol.py tests/test_properties.py tests/test_mutation_kills_sources.py"  # not test_sources.py: its two bench runs take ~50 s per mutant
-    [detailclip/cover.py]="tests/test_detailclip_cover.py tests/test_properties.py tests/test_detailclip_patches.py tests/test_mutation_kills_cover.py"
+    [clevr_ds/scales.py]="tests/test_clevr_ds_scales.py tests/test_project_properties.py tests/test_clevr_ds_sampling.py tests/test_clevr_ds_scales_mutants.py"
+    [clevr_ds/vocab.py]="tests/test_project_properties.py tests/test_clevr_ds_sampling.py tests/test_clevr_ds_vocab_mutants.py"
+    [clevr_ds/annotate.py]="tests/test_project_oracles.py tests/test_project_properties.py tests/test_clevr_ds_annotate_mutants.py"
+    [infra/paths.py]="tests/test_infra_paths_mutants.py tests/test_benchmark_sources.py"
+    [clevr_ds/schema.py]="tests/test_clevr_ds_integrity.py tests/test_clevr_ds_schema_mutants.py"
+    [clevr_ds/export.py]="tests/test_project_properties.py tests/test_clevr_ds_export.py tests/test_clevr_ds_export_mutants.py"
+    [benchmark/metrics.py]="tests/test_benchmark_metrics.py tests/test_project_properties.py tests/test_benchmark_uncertainty.py tests/test_benchmark_metrics_mutants.py"
+    [benchmark/buckets.py]="tests/test_benchmark_protocol.py tests/test_project_properties.py tests/test_benchmark_protocol_mutants.py"
+    [benchmark/protocol.py]="tests/test_benchmark_protocol.py tests/test_project_properties.py tests/test_benchmark_protocol_mutants.py"
+    [benchmark/uncertainty.py]="tests/test_benchmark_uncertainty.py tests/test_benchmark_metrics.py tests/test_benchmark_uncertainty_mutants.py"
+    [benchmark/sources.py]="tests/test_benchmark_protocol.py tests/test_project_properties.py tests/test_benchmark_sources_mutants.py"  # not test_benchmark_sources.py: its two bench runs take ~50 s per mutant
+    [detailclip/cover.py]="tests/test_detailclip_cover.py tests/test_project_properties.py tests/test_detailclip_patches.py tests/test_detailclip_cover_mutants.py"
 )
 if [[ $# -gt 0 ]]; then
     MODULES=("$@")

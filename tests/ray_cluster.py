@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster on this machine for the Ray tests (test_ray.py, test_ray_features.py).
+"""A real two-node Ray cluster on this machine for the Ray tests (test_renderer_ray.py, test_detailclip_ray.py).
 
 The cluster is started with `ray start` (a head and a second node sharing one short temp dir, one
 CPU each, token authentication with a token of this module's own) and stopped by killing exactly

@@ -11,7 +11,7 @@ import pytest
 from benchmark.results import COST_KEYS, METRIC_KEYS, RUN_KEYS, SCHEMA_VERSION, load_run
 from cli import main
 from tests.benchmark_fixtures import TINY_BACKBONE, make_checkpoint, make_dataset, obj, random_scenes
-from tests.test_oracles import check_block
+from tests.test_project_oracles import check_block
 
 FAST = ["--backbone", TINY_BACKBONE, "--pretrained", "none", "--templates", "short", "--cover-k", "2", "--quiet"]
 
@@ -132,7 +132,7 @@ def test_missing_data_and_foreign_checkpoint(capsys, data, tmp_path):
     assert code != 0 and "was trained with backbone" in err and err.count("\n") == 1
 
 
-def test_leaderboard(capsys, data, tmp_path):
+def test_benchmark_leaderboard(capsys, data, tmp_path):
     results = tmp_path / "results"
     assert bench(capsys, data, results, "--model", "clip,grid-max,cc-mean")[0] == 0
     assert main(["leaderboard", str(results), "--out", str(tmp_path / "board.csv")]) == 0

@@ -82,7 +82,7 @@ def test_train_on_clevr_ds_then_encode(clevr_dir, tmp_path):
     assert saved["paths"].tolist() == [f"CLEVR-DS_val_{i:06d}.png" for i in range(3)]
     np.testing.assert_allclose(np.linalg.norm(saved["vectors"], axis=1), 1.0, atol=1e-5)
     # one distinct vector per image (the values themselves are checked against a direct open_clip
-    # forward + fusion in tests/test_oracles.py::test_encode_equals_open_clip_forward_then_fusion)
+    # forward + fusion in tests/test_project_oracles.py::test_encode_equals_open_clip_forward_then_fusion)
     gram = saved["vectors"] @ saved["vectors"].T
     assert (gram[~np.eye(3, dtype=bool)] < 1 - 1e-4).all()
     _check_val_fidelity(config, saved["vectors"], sorted((clevr_dir / "images" / "val").glob("*.png")))

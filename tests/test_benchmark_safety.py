@@ -26,7 +26,7 @@ from infra.errors import ToolkitError
 from tests.benchmark_fixtures import TINY_BACKBONE, make_dataset, random_scenes
 from tests.conftest import run_cli
 from tests.hostile_fs import FILLER, file_in_the_way, full_disk, one_line_error, read_only_disk, symlink_out, tree
-from tests.test_leaderboard import make_run, records
+from tests.test_benchmark_leaderboard import make_run, records
 
 FAST = ["--backbone", TINY_BACKBONE, "--pretrained", "none", "--templates", "short", "--cover-k", "2", "--quiet"]
 INDEX_FAST = ["--backbone", TINY_BACKBONE, "--pretrained", "none", "--quiet"]

@@ -4,8 +4,8 @@ in the way of the output, a symlinked folder leaving the input's root, a concurr
 Each cell runs the real command in-process (`cli.main`) on tiny real data and checks the promise of
 docs/safety.md: exit non-zero with one `error:` line and no traceback, nothing half-written where the
 output goes, nothing read or written outside a root. Kills (-9) mid-run are tested beside each
-command's resume tests (test_integrity_render, test_safety_*). `python -m tests.test_failure_matrix`
-is not needed: docs/safety.md lists these cells with their outcomes.
+command's resume tests (test_renderer_integrity, test_cli_kill_resume, test_*_safety); docs/safety.md
+lists every cell with its outcome.
 """
 
 from __future__ import annotations

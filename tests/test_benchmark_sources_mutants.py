@@ -221,7 +221,7 @@ def test_clevr_ds_source_reads_the_split(tmp_path):
     assert math.isfinite(cube.rel_scale)
 
 
-# --------------------------------------------------------------------------- fast stand-ins for tests/test_sources.py
+# --------------------------------------------------------------------------- fast stand-ins for tests/test_benchmark_sources.py
 # (that file runs `bench` end to end, ~50 s a mutant; mutation_check.sh leaves it out of this module's list)
 
 

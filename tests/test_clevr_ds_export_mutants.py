@@ -1,6 +1,6 @@
 """clevr_ds.export in-process on a hand-made scene (issue #15 item 5: mutation testing).
 
-tests/test_exports.py checks the CLEVR export through a `python cli.py` subprocess, which mutmut
+tests/test_clevr_ds_export.py checks the CLEVR export through a `python cli.py` subprocess, which mutmut
 cannot attribute to clevr_ds/export.py; these tests call the export functions directly and compare
 with values written out by hand from the documented formats (CLEVR's scene file, COCO, the manifest).
 """
