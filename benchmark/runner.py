@@ -19,6 +19,7 @@ import torch
 from infra.atomic import Writer
 from infra.cluster import RayCluster
 from infra.errors import ToolkitError
+from infra.lock import folder_lock
 
 from .context import BenchContext
 from .evaluation import evaluate
@@ -171,11 +172,17 @@ def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, st
 
 
 def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> list[Path]:
-    """Run every requested method; return the run JSON paths (written, or found with skip_existing)."""
+    """Run every requested method, holding the results folder's lock; return the run JSON paths (written,
+    or found with skip_existing)."""
     methods = [create_method(name) for name in dict.fromkeys(cfg.models)]
     if any(m.name == "detailclip" for m in methods) and cfg.checkpoint is None:
         raise BenchError("model detailclip needs --checkpoint (a file written by `python cli.py train`)")
     p = prepare(cfg)
+    with folder_lock(cfg.out, purpose="bench"):  # one writer per results folder
+        return _run_methods(cfg, p, methods, echo)
+
+
+def _run_methods(cfg: BenchConfig, p: Prepared, methods: list[Method], echo: Callable[[str], None]) -> list[Path]:
     paths = []
     for method in methods:
         identity = {**p.identity, "method": method.name, "method_settings": method.settings(p.ctx)}

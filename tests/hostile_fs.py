@@ -33,24 +33,15 @@ def _umount(target: Path) -> None:
 
 
 def _fill(target: Path) -> None:
-    """Fill the file system of `target` until writes fail with ENOSPC."""
-    chunk = b"\0" * 65536
-    with open(target / FILLER, "wb") as f:
-        while True:
+    """Fill the file system of `target` until writes fail with ENOSPC (unbuffered, so nothing is left
+    to flush when the file closes)."""
+    for name, chunk in ((FILLER, b"\0" * 65536), (f"{FILLER}2", b"\0" * 512)):  # the second takes the last bytes
+        with open(target / name, "wb", buffering=0) as f:
             try:
-                f.write(chunk)
-                f.flush()
+                while f.write(chunk):
+                    pass
             except OSError as e:
                 assert e.errno == errno.ENOSPC, e
-                break
-    # tmpfs may still hold a partial page; a second file takes the last bytes
-    try:
-        with open(target / f"{FILLER}2", "wb") as f:
-            while True:
-                f.write(b"\0" * 512)
-                f.flush()
-    except OSError:
-        pass
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from benchmark.leaderboard import build_table, to_markdown
 from benchmark.results import SavedScores, load_run, load_scores, scores_writer, write_run
 from benchmark.sources import Source, coco_source, dota_source
 from infra.errors import ToolkitError
+from infra.lock import LOCK_NAME
 from tests.benchmark_fixtures import TINY_BACKBONE, make_dataset, random_scenes
 from tests.conftest import run_cli
 from tests.hostile_fs import FILLER, file_in_the_way, full_disk, one_line_error, read_only_disk, symlink_out, tree
@@ -81,8 +82,12 @@ def test_bench_on_a_nearly_full_disk_leaves_neither_scores_nor_record(tmp_path, 
 
 
 def test_bench_on_a_full_disk_is_one_line(tmp_path, data):
-    """The scores archive failed twice: once in the command, once more (a traceback) when it was collected."""
-    with full_disk(tmp_path / "disk", size_mib=4) as disk:
+    """The scores archive failed twice: once in the command, once more (a traceback) when it was collected.
+    The results folder and its lock file exist before the disk fills, so the lock can be taken."""
+    stage = tmp_path / "stage"
+    (stage / "res").mkdir(parents=True)
+    (stage / "res" / LOCK_NAME).write_text("x" * 4000)
+    with full_disk(tmp_path / "disk", stage, size_mib=4) as disk:
         proc = run_cli("bench", "--data", str(data), "--out", str(disk / "res"), "--cache-dir", "none", "--model", "clip",
                        *FAST, check=False)  # fmt: skip
         assert ".scores.npz: no space left on device" in one_line_error(proc)

@@ -171,24 +171,34 @@ def test_a_symlinked_dataset_folder_leaving_the_root_is_refused(capsys, world, t
     assert tree(outside) == before
 
 
-def test_a_concurrent_writer_of_the_same_folder_is_refused(capsys, world, tmp_path):
+# Writers of a folder hold its lock: a second writer is one line naming the first, and writes nothing.
+LOCKED_WRITERS: dict[str, Callable[[World], tuple[list[str], Path]]] = {
+    "export": lambda w: (["export", str(w.data), "--format", "coco"], w.data),
+    "render --resume": lambda w: (["render", "--out", str(w.data), "--split", "val", "--resume", "--quiet"], w.data),
+    "bench": lambda w: (DATASET_READERS["bench"](w.data, w.results), w.results),
+}
+
+
+@pytest.mark.parametrize("command", list(LOCKED_WRITERS))
+def test_a_concurrent_writer_of_the_same_folder_is_refused(capsys, world, tmp_path, command):
     from infra.lock import folder_lock
 
-    data = tmp_path / "data"
-    shutil.copytree(world.data, data)
+    copy = World(tmp_path / "data", world.checkpoint, tmp_path / "results", world.index)
+    shutil.copytree(world.data, copy.data)
+    shutil.copytree(world.results, copy.results)
+    argv, folder = LOCKED_WRITERS[command](copy)
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from infra.lock import folder_lock\n"
-                               "with folder_lock(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(600)", str(data)],
+                               "with folder_lock(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(600)", str(folder)],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
-        for argv in (["export", str(data), "--format", "coco"], ["render", "--out", str(data), "--split", "val", "--resume", "--quiet"]):
-            before = written(data)
-            line = error_line(*run(capsys, argv)[::2])
-            assert "in use by another writer" in line and written(data) == before
+        before = written(folder)
+        line = error_line(*run(capsys, argv)[::2])
+        assert "in use by another writer" in line and written(folder) == before
     finally:
         holder.kill()
         holder.wait()
-    with folder_lock(data, "test"):
+    with folder_lock(folder, "test"):
         pass
 
 
