@@ -64,13 +64,13 @@ def resolve_backbone(checkpoint: Path | None = None, backbone: str | None = None
                      seed: int | None = None, cover_k: int | None = None) -> dict:
     """Backbone name, weights, seed, input size and cover k of a call (see the module docstring)."""
     from detailclip.backbones import DEFAULT_BACKBONE, default_pretrained, is_untrained
-    from detailclip.checkpoint import read_checkpoint
+    from detailclip.checkpoint import read_encoding_config
 
     if checkpoint is None:
         backbone = backbone or DEFAULT_BACKBONE
         return {"backbone": backbone, "pretrained": pretrained or default_pretrained(backbone),
                 "seed": seed or 0, "image_size": None, "cover_k": cover_k or DEFAULT_COVER_K}  # fmt: skip
-    config = read_checkpoint(checkpoint)["config"]
+    config = read_encoding_config(checkpoint)
     adopted = {"backbone": config["backbone"], "pretrained": config["pretrained"], "seed": config.get("backbone_seed", 0)}
     untrained = is_untrained(adopted["pretrained"])
     for key, given in (("backbone", backbone), ("pretrained", pretrained), ("seed", seed)):

@@ -31,6 +31,7 @@ FUSION_TYPES = {"size": str, "dim": int, "heads": int, "encoder_layers": int, "d
                 "max_directions": int}
 MAX_FUSION_NUMBER = 4096  # widths, heads, layers, directions (the base fusion: 12 layers; CLIP widths reach 1280)
 ENCODING_FIELDS = ("backbone", "pretrained", "scheme", "k")  # what encoding images with a checkpoint reads
+MAX_IMAGE_SIZE = 4096  # a backbone input side a checkpoint may force (CLIPs use 224-448)
 
 
 class CheckpointError(ToolkitError, ValueError):
@@ -100,7 +101,15 @@ def encoding_config(config: dict, path: str | Path) -> dict:
     if config["scheme"] not in SCHEMES or not 1 <= config["k"] <= MAX_K:
         raise CheckpointError(f"checkpoint {path}: scheme {config['scheme']!r} with k = {config['k']} in its config "
                               f"(known schemes: {', '.join(SCHEMES)}; k from 1 to {MAX_K})")
+    size = config.get("image_size")
+    if size is not None and not 16 <= size <= MAX_IMAGE_SIZE:
+        raise CheckpointError(f"checkpoint {path}: image_size {size} in its config (16 to {MAX_IMAGE_SIZE}, or null)")
     return config
+
+
+def read_encoding_config(path: str | Path) -> dict:
+    """The config of the checkpoint at `path`, checked to say how to encode images (`encoding_config`)."""
+    return encoding_config(read_checkpoint(path)["config"], path)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device | None = None) -> tuple[nn.Module, dict]:

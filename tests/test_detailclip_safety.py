@@ -283,7 +283,8 @@ _REMOVE = object()
 BAD_CONFIGS = [("k", "3"), ("k", 10**6), ("scheme", 5), ("scheme", "objects"), ("backbone", None),
                ("backbone_seed", 1.5), ("image_size", "32"), ("antialias", "yes"), ("fusion.dim", "32"),
                ("fusion.dim", 48), ("fusion.norm_first", "no"), ("fusion.heads", 0), ("fusion.encoder_layers", 10**9),
-               ("fusion.mlp_ratio", float("nan")), ("fusion.size", "huge"), ("fusion.dropout", [0.1])]
+               ("fusion.mlp_ratio", float("nan")), ("fusion.size", "huge"), ("fusion.dropout", [0.1]),
+               ("image_size", 10**6)]
 MISSING = ["k", "scheme", "backbone", "fusion"]
 
 
@@ -303,6 +304,21 @@ def test_a_checkpoint_config_of_a_wrong_type_is_one_line(inputs, tmp_path, capsy
                      "--out", tmp_path / "v.npz", "--quiet")
     assert str(path) in line and "checkpoint" in line, line
     assert not (tmp_path / "v.npz").exists()
+
+
+@pytest.mark.parametrize("field, value", [("k", 10**6), ("scheme", "objects"), ("image_size", 10**6)])
+def test_bench_and_index_refuse_a_checkpoint_that_cannot_say_how_to_encode(inputs, tiny_dataset, tmp_path, capsys, field,
+                                                                            value):  # fmt: skip
+    torch.manual_seed(0)
+    model = build_fusion("tiny", 32)
+    path = tmp_path / "bad.pt"
+    path.write_bytes(torch_bytes(_payload(model, _with({**CHECKPOINT_CONFIG, "fusion": dict(model.config)}, field, value))))
+    for argv in (["bench", "--data", tiny_dataset, "--split", "val", "--model", "detailclip", "--checkpoint", path,
+                  "--out", tmp_path / "results", "--quiet"],
+                 ["index", inputs / "images", "--checkpoint", path, "--out", tmp_path / "i.npz", "--quiet"]):  # fmt: skip
+        line = cli_error(capsys, *argv)
+        assert str(path) in line and field in line, line
+    assert not (tmp_path / "results").exists() and not (tmp_path / "i.npz").exists()
 
 
 # 4. Fuzzing the file readers: a domain error (or a cache miss) or a valid object, never anything else

@@ -29,11 +29,11 @@ class DetailClip(Method):
     name, summary = "detailclip", "DetailCLIP fusion of the checkpoint's patch features: one vector per image (--checkpoint)"
 
     def config(self, ctx: BenchContext) -> dict:
-        from detailclip.checkpoint import read_checkpoint
+        from detailclip.checkpoint import read_encoding_config
 
         if ctx.checkpoint is None:
             raise ValueError("model detailclip needs --checkpoint (a file written by `python cli.py train`)")
-        return read_checkpoint(ctx.checkpoint)["config"]
+        return read_encoding_config(ctx.checkpoint)
 
     def settings(self, ctx: BenchContext) -> dict:
         config = self.config(ctx)
@@ -42,11 +42,12 @@ class DetailClip(Method):
 
     def encode(self, ctx: BenchContext) -> Encoded:
         from detailclip.backbones import count_gflops
-        from detailclip.checkpoint import load_checkpoint
+        from detailclip.checkpoint import encoding_config, load_checkpoint
         from detailclip.encode import fuse
 
         device = ctx.backbone().device
         model, config = load_checkpoint(ctx.checkpoint, device)
+        config = encoding_config(config, ctx.checkpoint)
         items = ctx.features(config["scheme"], config["k"], antialias=config.get("antialias", True))
         start = time.perf_counter()
         vectors = fuse(model, items, device=device, progress=ctx.progress)
