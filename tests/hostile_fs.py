@@ -45,37 +45,36 @@ def _fill(target: Path) -> None:
 
 
 @contextmanager
-def full_disk(where: Path, contents: Path | None = None, size_mib: int = 64) -> Iterator[Path]:
-    """A tmpfs of `size_mib` at `where` holding a copy of `contents` (if given) as `where/<name>`,
-    then filled so that any further write fails with ENOSPC. Yields the copy's path (or `where`)."""
+def _tmpfs_with(where: Path, contents: Path | None, size_mib: int) -> Iterator[Path]:
+    """A tmpfs of `size_mib` at `where` holding a copy of `contents` (if given) as `where/<name>`;
+    yields the copy's path (or `where`) and unmounts at the end."""
     _mount(where, size_mib * 1024)
     try:
         copy = where
         if contents is not None:
             copy = where / contents.name
             shutil.copytree(contents, copy, symlinks=True)
-        _fill(where)
         yield copy
     finally:
         _umount(where)
 
 
 @contextmanager
+def full_disk(where: Path, contents: Path | None = None, size_mib: int = 64) -> Iterator[Path]:
+    """`_tmpfs_with`, then filled so that any further write fails with ENOSPC."""
+    with _tmpfs_with(where, contents, size_mib) as copy:
+        _fill(where)
+        yield copy
+
+
+@contextmanager
 def read_only_disk(where: Path, contents: Path | None = None, size_mib: int = 64) -> Iterator[Path]:
-    """A tmpfs at `where` holding a copy of `contents` (if given), remounted read-only: even root
-    cannot write there. Yields the copy's path (or `where`)."""
-    _mount(where, size_mib * 1024)
-    try:
-        copy = where
-        if contents is not None:
-            copy = where / contents.name
-            shutil.copytree(contents, copy, symlinks=True)
+    """`_tmpfs_with`, remounted read-only: even root cannot write there."""
+    with _tmpfs_with(where, contents, size_mib) as copy:
         proc = subprocess.run(["mount", "-o", "remount,ro", str(where)], capture_output=True, text=True)
         if proc.returncode != 0:
             pytest.skip(f"cannot remount the tmpfs read-only: {proc.stderr.strip()}")
         yield copy
-    finally:
-        _umount(where)
 
 
 def file_in_the_way(tmp_path: Path) -> Path:

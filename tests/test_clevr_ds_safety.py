@@ -25,26 +25,10 @@ from clevr_ds.schema import META, SCENE, problem
 from clevr_ds.validate import validate
 from conftest import ROOT, TINY_RENDER_ARGS, run_cli
 from hostile_fs import file_in_the_way, full_disk, one_line_error, read_only_disk, symlink_out, tree
-
-SPLIT = "val"
+from tests.test_clevr_ds_integrity import SPLIT, edit_json, png_file, scene_file
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
 HOLD_LOCK = "import sys, time; from infra.lock import folder_lock\nwith folder_lock(sys.argv[1], 'render val'):\n    print('held', flush=True); time.sleep(600)"
-
-
-def scene_file(root: Path, index: int) -> Path:
-    return root / "scenes" / SPLIT / f"CLEVR-DS_{SPLIT}_{index:06d}.json"
-
-
-def png_file(root: Path, index: int) -> Path:
-    return root / "images" / SPLIT / f"CLEVR-DS_{SPLIT}_{index:06d}.png"
-
-
-def edit_json(path: Path, change) -> None:
-    """Apply `change` to the parsed file in place, or write what it returns when that is not None."""
-    data = json.loads(path.read_text())
-    new = change(data)
-    path.write_text(json.dumps(data if new is None else new))
 
 
 def clevr_file(root: Path) -> Path:
@@ -333,8 +317,8 @@ def _write(path: Path, value) -> None:
     path.write_text(json.dumps(value))
 
 
-def test_fuzzed_scene_json_is_a_dataset_error_or_a_valid_scene(fuzz_root):
-    path = scene_file(fuzz_root, 1)
+def _fuzz_reader(path: Path, read, valid) -> None:
+    """Fuzz the file at `path`: `read()` must raise DatasetError or return what `valid` accepts."""
     original = _original(path)
 
     @FUZZ
@@ -342,35 +326,26 @@ def test_fuzzed_scene_json_is_a_dataset_error_or_a_valid_scene(fuzz_root):
     def check(value):
         _write(path, value)
         try:
-            scene = read_scene(fuzz_root, SPLIT, path.name, SCENE, 4)
+            result = read()
         except DatasetError:
             return
-        assert problem(scene, SCENE) is None and scene["image_index"] == 1
+        assert valid(result)
 
     try:
         check()
     finally:
         _write(path, original)
+
+
+def test_fuzzed_scene_json_is_a_dataset_error_or_a_valid_scene(fuzz_root):
+    path = scene_file(fuzz_root, 1)
+    _fuzz_reader(path, lambda: read_scene(fuzz_root, SPLIT, path.name, SCENE, 4),
+                 lambda scene: problem(scene, SCENE) is None and scene["image_index"] == 1)
 
 
 def test_fuzzed_meta_is_a_dataset_error_or_a_valid_meta(fuzz_root):
-    path = fuzz_root / "meta" / f"{SPLIT}.json"
-    original = _original(path)
-
-    @FUZZ
-    @given(_fuzzed(original))
-    def check(value):
-        _write(path, value)
-        try:
-            meta = load_meta(fuzz_root, SPLIT, META)
-        except DatasetError:
-            return
-        assert problem(meta, META) is None and meta["split"] == SPLIT and 1 <= meta["num_images"] <= 10**6
-
-    try:
-        check()
-    finally:
-        _write(path, original)
+    _fuzz_reader(fuzz_root / "meta" / f"{SPLIT}.json", lambda: load_meta(fuzz_root, SPLIT, META),
+                 lambda meta: problem(meta, META) is None and meta["split"] == SPLIT and 1 <= meta["num_images"] <= 10**6)
 
 
 @pytest.mark.parametrize("which", ["coco", "scene", "meta"])

@@ -74,19 +74,22 @@ def test_bench_killed_after_its_first_run_resumes_with_skip_existing(tiny_datase
         assert json.loads((killed / name).read_text())["metrics"] == json.loads((whole / name).read_text())["metrics"]
 
 
+def killed_then_resumed(args: list[str], name: str, tmp_path: Path) -> tuple[Path, Path]:
+    """(output of a run killed once it saved a training state, then resumed; output of a whole run)."""
+    killed, whole = tmp_path / "killed" / name, tmp_path / "whole" / name
+    kill_when(start([*args, "--out", str(killed)]), lambda: any(killed.parent.glob("*.state.pt")))
+    assert not killed.exists()
+    finish([*args, "--out", str(killed), "--resume"])
+    finish([*args, "--out", str(whole)])
+    return killed, whole
+
+
 def test_train_killed_after_a_checkpoint_resumes_to_the_same_weights(tiny_dataset, tmp_path):
     args = ["train", "--data", str(tiny_dataset), "--split", "val", "--val-split", "val", *RANDOM, "--size", "tiny", "--cover-k", "2",
             "--templates", "short", "--epochs", "40", "--patience", "0", "--batch-size", "2", "--checkpoint-every", "1",
             "--cache-dir", str(tmp_path / "cache"), "--quiet"]  # fmt: skip
-    killed, whole = tmp_path / "killed" / "f.pt", tmp_path / "whole" / "f.pt"
-    proc = start([*args, "--out", str(killed)])
-    kill_when(proc, lambda: any(killed.parent.glob("*.state.pt")))
-    assert not killed.exists()
-    finish([*args, "--out", str(killed), "--resume"])
-    finish([*args, "--out", str(whole)])
-    a, b = (torch.load(p, weights_only=True) for p in (killed, whole))
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in killed_then_resumed(args, "f.pt", tmp_path))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_train_backbone_killed_after_a_checkpoint_resumes_to_the_same_weights(tiny_dataset, tmp_path):
@@ -95,13 +98,7 @@ def test_train_backbone_killed_after_a_checkpoint_resumes_to_the_same_weights(ti
     args = ["train-backbone", "--data", str(tiny_dataset), "--split", "val", "--val-split", "val", "--backbone", TINY_BACKBONE,
             "--steps", "60", "--batch-size", "4", "--images-per-batch", "2", "--eval-every", "30", "--checkpoint-every", "2",
             "--templates", "short", "--quiet"]  # fmt: skip
-    killed, whole = tmp_path / "killed" / "b.safetensors", tmp_path / "whole" / "b.safetensors"
-    proc = start([*args, "--out", str(killed)])
-    kill_when(proc, lambda: any(killed.parent.glob("*.state.pt")))
-    assert not killed.exists()
-    finish([*args, "--out", str(killed), "--resume"])
-    finish([*args, "--out", str(whole)])
-    a, b = load_file(str(killed)), load_file(str(whole))
+    a, b = (load_file(str(p)) for p in killed_then_resumed(args, "b.safetensors", tmp_path))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
