@@ -99,8 +99,9 @@ def error_line(code: int, err: str) -> str:
 
 
 def written(root: Path) -> dict[str, bytes]:
-    """The files under root less the disk's filler and lock files (a writer may create its folder's lock)."""
-    return {name: data for name, data in tree(root).items() if not Path(name).name.startswith((FILLER, LOCK_NAME))}
+    """The files under root less the disk's filler and lock files (a writer may create its lock)."""
+    return {name: data for name, data in tree(root).items()
+            if not Path(name).name.startswith(FILLER) and not name.endswith(LOCK_NAME)}  # fmt: skip
 
 
 def staged(world: World, command: str, where: Path) -> Path:
@@ -176,7 +177,10 @@ LOCKED_WRITERS: dict[str, Callable[[World], tuple[list[str], Path]]] = {
     "export": lambda w: (["export", str(w.data), "--format", "coco"], w.data),
     "render --resume": lambda w: (["render", "--out", str(w.data), "--split", "val", "--resume", "--quiet"], w.data),
     "bench": lambda w: (DATASET_READERS["bench"](w.data, w.results), w.results),
+    "train": lambda w: (DATASET_READERS["train"](w.data, w.results), w.results / "fusion.pt"),
+    "train-backbone": lambda w: (DATASET_READERS["train-backbone"](w.data, w.results), w.results / "b.safetensors"),
 }
+HOLD = "import sys, time\nfrom infra.lock import {lock}\nwith {lock}(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(600)"
 
 
 @pytest.mark.parametrize("command", list(LOCKED_WRITERS))
@@ -186,15 +190,16 @@ def test_a_concurrent_writer_of_the_same_folder_is_refused(capsys, world, tmp_pa
     copy = World(tmp_path / "data", world.checkpoint, tmp_path / "results", world.index)
     shutil.copytree(world.data, copy.data)
     shutil.copytree(world.results, copy.results)
-    argv, folder = LOCKED_WRITERS[command](copy)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from infra.lock import folder_lock\n"
-                               "with folder_lock(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(600)", str(folder)],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    argv, target = LOCKED_WRITERS[command](copy)
+    lock = "folder_lock" if target.suffix == "" else "output_lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD.format(lock=lock), str(target)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    folder = target if lock == "folder_lock" else target.parent
     try:
         assert holder.stdout.readline().strip() == "held"
         before = written(folder)
         line = error_line(*run(capsys, argv)[::2])
-        assert "in use by another writer" in line and written(folder) == before
+        assert "in use by another writer" in line and str(target) in line and written(folder) == before
     finally:
         holder.kill()
         holder.wait()

@@ -152,4 +152,4 @@ def test_a_lock_on_a_full_disk_names_the_lock_file(tmp_path):
         with pytest.raises(OSError) as info:
             with folder_lock(disk):
                 pass
-        assert info.value.filename == str(disk / LOCK_NAME)
+        assert info.value.filename == f"{disk / LOCK_NAME} (the lock of {disk})"

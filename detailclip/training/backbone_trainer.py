@@ -41,6 +41,7 @@ from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops,
 from clevr_ds.dataset import load_vocabulary, split_hash
 from clevr_ds.vocab import Vocabulary
 from infra.atomic import write_bytes, write_json
+from infra.lock import output_lock
 
 from ..backbones import Backbone, autocast, quiet_open_clip
 from ..checkpoint import wrong_fields
@@ -301,13 +302,14 @@ def train_backbone(root: Path, split: str, val_split: str, config: BackboneTrain
     run_config = {"data": str(root), "split": split, "val_split": val_split,
                   "data_hash": split_hash(root, split, train.scenes), "val_data_hash": split_hash(root, val_split, val.scenes)}
     trainer = BackboneTrainer(train, val, vocabulary, config, device, run_config)
-    if resume and resume_from(trainer, state_path, STATE_FORMAT):
-        trainer.timings = logged_column(log_path, "train_seconds", len(trainer.log))
-        trainer.elapsed = next((t for t in reversed(trainer.timings) if t is not None), 0.0)
-    metrics = trainer.run(state_path, log_path, progress)
-    save_weights(out, trainer.model)
-    sidecar = {**trainer.run_config, "model": config.model, "device": device.type,
-               "num_train_images": len(trainer.train.scenes), "val_log": trainer.log, **metrics,
-               "wall_seconds_this_call": round(time.time() - started, 1)}
-    write_json(sidecar_path(out), sidecar, indent=1)
+    with output_lock(out, purpose="train-backbone"):  # one training per weights file, state and log
+        if resume and resume_from(trainer, state_path, STATE_FORMAT):
+            trainer.timings = logged_column(log_path, "train_seconds", len(trainer.log))
+            trainer.elapsed = next((t for t in reversed(trainer.timings) if t is not None), 0.0)
+        metrics = trainer.run(state_path, log_path, progress)
+        save_weights(out, trainer.model)
+        sidecar = {**trainer.run_config, "model": config.model, "device": device.type,
+                   "num_train_images": len(trainer.train.scenes), "val_log": trainer.log, **metrics,
+                   "wall_seconds_this_call": round(time.time() - started, 1)}
+        write_json(sidecar_path(out), sidecar, indent=1)
     return sidecar

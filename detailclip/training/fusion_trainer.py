@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from infra.lock import output_lock
+
 from ..backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, average_prompts, load_backbone
 from ..checkpoint import save_checkpoint, tensor_shapes, wrong_fields
 from ..data import data_hash, load_training_data
@@ -248,12 +250,13 @@ def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: 
     state_path, log_path = out.with_name(out.name + ".state.pt"), out.with_name(out.name + ".log.csv")
     torch.manual_seed(config.seed)
     trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config)
-    if resume and resume_from(trainer, state_path, STATE_FORMAT):
-        trainer.seconds = logged_column(log_path, "seconds", len(trainer.log))
-    metrics = trainer.run(state_path, log_path, progress)
-    if trainer.val is not None:
-        metrics.update(baseline_fidelity(trainer.val, trainer.queries, trainer.val_targets))
-    save_checkpoint(out, trainer.model, {**trainer.run_config, "metrics": metrics})
+    with output_lock(out, purpose="train"):  # one training per checkpoint, state and log
+        if resume and resume_from(trainer, state_path, STATE_FORMAT):
+            trainer.seconds = logged_column(log_path, "seconds", len(trainer.log))
+        metrics = trainer.run(state_path, log_path, progress)
+        if trainer.val is not None:
+            metrics.update(baseline_fidelity(trainer.val, trainer.queries, trainer.val_targets))
+        save_checkpoint(out, trainer.model, {**trainer.run_config, "metrics": metrics})
     return metrics
 
 
