@@ -102,11 +102,13 @@ def test_train_backbone_killed_after_a_checkpoint_resumes_to_the_same_weights(ti
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_encode_killed_mid_run_leaves_no_output_and_the_cache_serves_the_rerun(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("command, compared", [("encode", ("vectors", "paths")), ("index", ("vectors", "counts"))])
+def test_an_encoder_killed_mid_run_leaves_no_output_and_the_cache_serves_the_rerun(tiny_dataset, tmp_path, command, compared):
     checkpoint = make_checkpoint(tmp_path / "fusion.pt", k=2)
-    cache = tmp_path / "cache"
-    args = ["encode", "--checkpoint", str(checkpoint), "--images", str(tiny_dataset / "images"), "--batch-size", "1",
-            "--cache-dir", str(cache), "--quiet"]  # fmt: skip
+    cache, images = tmp_path / "cache", str(tiny_dataset / "images")
+    args = {"encode": ["encode", "--checkpoint", str(checkpoint), "--images", images],
+            "index": ["index", images, "--checkpoint", str(checkpoint), "--method", "detailclip"]}[command]
+    args += ["--extract-batch", "1", "--cache-dir", str(cache), "--quiet"]
     out, whole = tmp_path / "v.npz", tmp_path / "whole.npz"
     proc = start([*args, "--out", str(out)])
     kill_when(proc, lambda: cache.is_dir() and len(visible(cache)) >= 1)
@@ -114,4 +116,4 @@ def test_encode_killed_mid_run_leaves_no_output_and_the_cache_serves_the_rerun(t
     finish([*args, "--out", str(out)])
     finish([*args, "--out", str(whole), "--cache-dir", "none"])
     with np.load(out) as a, np.load(whole) as b:
-        assert a["paths"].tolist() == b["paths"].tolist() and np.array_equal(a["vectors"], b["vectors"])
+        assert all(np.array_equal(a[key], b[key]) for key in compared)
