@@ -25,9 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from clevr_ds.schema import NUMBER, ListOf, problem
+from clevr_ds.schema import NUMBER, ListOf, problem, shortened
 from infra.atomic import TMP_MARK, Writer, npz_writer, text_writer, write_together
-from infra.errors import ToolkitError
+from infra.errors import ToolkitError, first_line
 from infra.jsonio import MiB, read_json
 from infra.paths import confine, plain_name
 
@@ -97,11 +97,6 @@ RUN_SPEC = {
 OPTIONAL_SPEC = {"method_settings": {"checkpoint": (str, NULL)}, "cost": {"encode_device": str, "encode_threads": int}}
 
 
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _optional(record: dict) -> str | None:
     """The first optional field of the wrong type (a field that is absent is fine)."""
     for key, spec in OPTIONAL_SPEC.items():
@@ -118,7 +113,7 @@ def _figure_problem(row: dict, where: str) -> str | None:
     values = [v for k, v in row.items() if FIGURE.fullmatch(k)] + [x for v in listed if isinstance(v, list) for x in v]
     for value in values:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
-            return f"{where} holds {_short(value)}, not a number in [0, 1]"
+            return f"{where} holds {shortened(value)}, not a number in [0, 1]"
     return None
 
 
@@ -133,7 +128,7 @@ def _block_problem(block, where: str, resamples: int) -> str | None:
     if found:
         return found
     if block["mAP_ci"] is not None and problem(block["mAP_ci"], ListOf(NUMBER, 2)):
-        return f"{where}.mAP_ci: expected null or a list of 2 numbers, got {_short(block['mAP_ci'])}"
+        return f"{where}.mAP_ci: expected null or a list of 2 numbers, got {shortened(block['mAP_ci'])}"
     if len(block["mAP_replicates"]) != resamples:
         return f"{where}.mAP_replicates: {len(block['mAP_replicates'])} replicates, not one per resample ({resamples})"
     for name, row in block["per_class"].items():
@@ -170,7 +165,7 @@ def validate_run(record, source: str = "run") -> dict:
     if missing:
         raise NotARun(f"{source}: not a benchmark run (missing {', '.join(missing)})")
     if record["schema_version"] != SCHEMA_VERSION or isinstance(record["schema_version"], bool):
-        raise NotARun(f"{source}: schema version {_short(record['schema_version'])} (expected {SCHEMA_VERSION})")
+        raise NotARun(f"{source}: schema version {shortened(record['schema_version'])} (expected {SCHEMA_VERSION})")
     found = _run_problem(record)
     if found:
         raise BadRun(f"{source}: {found}")
@@ -294,7 +289,7 @@ def load_scores(path: Path, root: Path | None = None) -> SavedScores:
         raise ScoresError(f"missing scores file {path}") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as e:
         # a damaged archive raises any of these (RuntimeError: encrypted, NotImplementedError: unknown compression)
-        raise ScoresError(f"{path}: corrupt scores file ({(str(e) or type(e).__name__).splitlines()[0]})") from None
+        raise ScoresError(f"{path}: corrupt scores file ({first_line(e)})") from None
     return _saved_scores(arrays, path)
 
 

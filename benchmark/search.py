@@ -21,7 +21,7 @@ import torch
 from clevr_ds.schema import ListOf, problem
 from infra.atomic import npz_writer, write_together
 from infra.cluster import RayCluster
-from infra.errors import ToolkitError
+from infra.errors import ToolkitError, first_line
 from infra.jsonio import parse_json
 from infra.paths import UnsafePathError, inside
 
@@ -106,7 +106,7 @@ def load_index(path: Path | str) -> SearchIndex:
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as e:
         if isinstance(e, IndexFileError):
             raise
-        raise IndexFileError(f"{path} is not an index file: {(str(e) or type(e).__name__).splitlines()[0]}") from None
+        raise IndexFileError(f"{path} is not an index file: {first_line(e)}") from None
     found = problem(header, INDEX_HEADER)
     if found or header["format"] != INDEX_FORMAT or len(header["images"]) != index.n_images:
         raise IndexFileError(f"{path} is not an index file of format {INDEX_FORMAT}" + (f" ({found})" if found else ""))

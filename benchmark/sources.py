@@ -23,7 +23,7 @@ from clevr_ds.dataset import (DATASET_NAME, DatasetError, finished_scenes, image
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
 from clevr_ds.vocab import Vocabulary
 from detailclip.images import IMAGE_SUFFIXES
-from infra.jsonio import MiB
+from infra.jsonio import MiB, read_bounded
 from infra.jsonio import read_json as bounded_json
 from infra.paths import inside, plain_name
 
@@ -231,14 +231,11 @@ def _dota_name(name: str) -> str:
 
 def _dota_objects(label: Path, width: int, height: int, lookup: dict[str, str]) -> tuple[SourceObject, ...]:
     """The objects of one DOTA label file: the axis-aligned box of each polygon, its shoelace area."""
+    data = read_bounded(label, "label file", MAX_LABEL_BYTES, error=DatasetError)
     try:
-        with open(label, "rb") as f:
-            data = f.read(MAX_LABEL_BYTES + 1)
         lines = data.decode("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise DatasetError(f"cannot read {label}: {e}") from None
-    if len(data) > MAX_LABEL_BYTES:
-        raise DatasetError(f"{label}: label file larger than the limit of {MAX_LABEL_BYTES // MiB} MiB")
     objects = []
     for n, line in enumerate(lines, 1):
         tokens = line.split()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from infra.atomic import TMP_MARK
 from infra.errors import ToolkitError
-from infra.jsonio import MAX_BYTES
+from infra.jsonio import MAX_BYTES, read_bounded
 from infra.jsonio import read_json as bounded_json
 from infra.paths import UnsafePathError, confine, inside, plain_name
 
@@ -116,15 +116,7 @@ def read_json(path: Path | str, root: Path | str | None = None, max_bytes: int =
 
 def read_bytes(path: Path | str, root: Path | str, what: str, max_bytes: int = MAX_BYTES) -> bytes:
     """The bytes of a dataset file inside `root`, at most `max_bytes` of them; DatasetError with one line otherwise."""
-    path = _confined(root, Path(path))
-    try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise DatasetError(f"cannot read {what} {path}: {(e.strerror or str(e)).lower()}") from None
-    if len(data) > max_bytes:
-        raise DatasetError(f"{path}: {what} larger than the limit of {max_bytes // 2**20} MiB")
-    return data
+    return read_bounded(path, what, max_bytes, root, DatasetError)
 
 
 def read_class_names(path: Path | str) -> list[str]:

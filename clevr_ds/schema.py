@@ -78,9 +78,14 @@ COCO = {
 _NAMES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
 
 
-def _got(value) -> str:
+def shortened(value) -> str:
+    """repr(value), cut to 40 characters: a value quoted in a one-line error."""
     text = repr(value)
-    return f"{_NAMES.get(type(value), type(value).__name__)} {text if len(text) <= 40 else text[:37] + '...'}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _got(value) -> str:
+    return f"{_NAMES.get(type(value), type(value).__name__)} {shortened(value)}"
 
 
 def problem(value, spec, where: str = "") -> str | None:
@@ -107,5 +112,5 @@ def problem(value, spec, where: str = "") -> str | None:
         return next((p for p in found if p), None)
     types = spec if isinstance(spec, tuple) else (spec,)
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        return f"{at}expected {' or '.join(_NAMES[t] for t in types)}, got {_got(value)}"
+        return f"{at}expected {' or '.join(_NAMES.get(t, t.__name__) for t in types)}, got {_got(value)}"
     return None

@@ -50,6 +50,18 @@ def _check_seed(name: str, scene: dict, meta: dict) -> list[str]:
             f"gives seed {expected} for index {scene['image_index']} of split {meta['split']!r}"]  # fmt: skip
 
 
+def _decoded(rle: dict, scene: dict):
+    """The mask of an RLE of `scene`'s image; ValueError saying why not (its size is checked before
+    decoding: the size is the decoder's allocation)."""
+    w, h = scene["width"], scene["height"]
+    if rle["size"] != [h, w]:
+        raise ValueError(f"is {rle['size'][1]}x{rle['size'][0]}, its image {w}x{h}")
+    try:
+        return decode_mask(rle)
+    except Exception as e:  # noqa: BLE001 - pycocotools raises assorted errors on bad RLE
+        raise ValueError(f"does not decode ({e})") from None
+
+
 def _check_object(name: str, obj: dict, scene: dict, vocab: Vocabulary, min_visible: int) -> list[str]:
     problems = []
     if obj["shape"] not in vocab.shapes or obj["color"] not in vocab.colors or obj["material"] not in vocab.materials:
@@ -57,12 +69,10 @@ def _check_object(name: str, obj: dict, scene: dict, vocab: Vocabulary, min_visi
     if obj["class"] != class_name(obj["color"], obj["shape"]) or obj["class"] not in vocab.classes:
         problems.append(f"{name}: class {obj['class']!r} is not a vocabulary class for its colour and shape")
     w, h = scene["width"], scene["height"]
-    if obj["mask"]["size"] != [h, w]:  # checked before decoding: the size is the decoder's allocation
-        return problems + [f"{name}: mask is {obj['mask']['size'][1]}x{obj['mask']['size'][0]}, image is {w}x{h}"]
     try:
-        mask = decode_mask(obj["mask"])
-    except Exception as e:  # noqa: BLE001 - pycocotools raises assorted errors on bad RLE
-        return problems + [f"{name}: mask does not decode ({e})"]
+        mask = _decoded(obj["mask"], scene)
+    except ValueError as e:
+        return problems + [f"{name}: mask {e}"]
     x, y, bw, bh = obj["bbox"]
     if x < 0 or y < 0 or x + bw > w or y + bh > h:
         problems.append(f"{name}: bbox {obj['bbox']} leaves the {w}x{h} image")
@@ -87,13 +97,10 @@ def read_coco(root: Path, split: str) -> COCO:
 
 
 def _check_mask(path: Path, ann: dict, scene: dict) -> list[str]:
-    size = ann["segmentation"]["size"]
-    if size != [scene["height"], scene["width"]]:  # checked before decoding: the size is the decoder's allocation
-        return [f"{path}: mask of annotation {ann['id']} is {size[1]}x{size[0]}, its image {scene['width']}x{scene['height']}"]
     try:
-        pixels = int(decode_mask(ann["segmentation"]).sum())
-    except Exception as e:  # noqa: BLE001 - pycocotools raises assorted errors on bad RLE
-        return [f"{path}: mask of annotation {ann['id']} does not decode ({e})"]
+        pixels = int(_decoded(ann["segmentation"], scene).sum())
+    except ValueError as e:
+        return [f"{path}: mask of annotation {ann['id']} {e}"]
     return [] if pixels == ann["area"] else [f"{path}: mask of annotation {ann['id']} disagrees with its area"]
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from infra.errors import first_line
+
 from clevr_ds.dataset import DEFAULT_ROOT
 
 from .options import (allow_incomplete_option, backbone_option, baseline_option, cache_dir_option, checkpoint_option,
@@ -69,7 +71,7 @@ def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,
         )  # fmt: skip
         paths = run_bench(cfg, echo=lambda line: click.echo(line, err=True))
     except (BenchError, DatasetError, ValueError) as e:
-        raise click.ClickException(str(e).splitlines()[0]) from None
+        raise click.ClickException(first_line(e)) from None
     click.echo(to_markdown(build_table([(load_run(p), p.name) for p in paths])), nl=False)
 
 
@@ -91,7 +93,7 @@ def leaderboard(results, out, baselines):
             raise click.ClickException(f"no run records (*.json) in {results}")
         table = build_table(records, baselines)
     except ValueError as e:
-        raise click.ClickException(str(e).splitlines()[0]) from None
+        raise click.ClickException(first_line(e)) from None
     paths = write_leaderboard(table, out or results / "leaderboard.csv")
     click.echo(to_markdown(table), nl=False)
     click.echo(f"wrote {', '.join(map(str, paths))}", err=True)
@@ -116,7 +118,7 @@ def report(results, source, out, baselines, gallery_queries):
         text = build_report(results, source if source.given else None, baselines, gallery_queries,
                             warn=lambda line: click.echo(line, err=True))
     except (DatasetError, ValueError) as e:
-        raise click.ClickException(str(e).splitlines()[0]) from None
+        raise click.ClickException(first_line(e)) from None
     write_together({out: text_writer(text)})
     click.echo(f"wrote {out} ({len(text) // 1024} KiB)", err=True)
 

@@ -13,6 +13,7 @@ from detailclip.recipe import (FUSION_SIZES, LOSS_KINDS, MAX_K, PATCH_MODES, QUE
                                LossConfig, TrainConfig)  # fmt: skip
 from detailclip.registry import DEFAULT_FUSION_CHECKPOINT
 from infra.atomic import writable
+from infra.errors import first_line
 
 from .options import (RAY_FEATURES, allow_incomplete_option, backbone_option, cache_dir_option, checkpoint_option,
                       device_option, executor_options, feature_options, option, pretrained_option, quiet_option,
@@ -20,7 +21,7 @@ from .options import (RAY_FEATURES, allow_incomplete_option, backbone_option, ca
 
 
 def _fail(error: Exception) -> click.ClickException:
-    return click.ClickException(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    return click.ClickException(first_line(error))
 
 
 def _level_list(ctx, param, value: str) -> tuple[int, ...] | None:

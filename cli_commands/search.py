@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from infra.errors import first_line
+
 from .options import (backbone_option, cache_dir_option, checkpoint_option, cover_k_option, device_option,
                       feature_options, option, pretrained_option, quiet_option, seed_option)  # fmt: skip
 
@@ -36,7 +38,7 @@ def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, 
                             cache_dir_option(cache_dir, out.parent / "feature_cache"), extract_batch, device, not quiet,
                             cluster)  # fmt: skip
     except (BenchError, ValueError) as e:
-        raise click.ClickException(str(e).splitlines()[0]) from None
+        raise click.ClickException(first_line(e)) from None
     n, per_image = built.index.n_images, built.index.vectors_per_image
     click.echo(f"indexed {n} images ({per_image:g} vectors each) -> {out}", err=True)
 
@@ -57,7 +59,7 @@ def search(index_file, query, top, sheet, templates, device):
         loaded = load_index(index_file)
         scores, order = search_index(loaded.index, query_vectors(loaded.header, [query], templates, device), top)
     except ValueError as e:
-        raise click.ClickException(str(e).splitlines()[0]) from None
+        raise click.ClickException(first_line(e)) from None
     paths = [loaded.paths[i] for i in order[0].tolist()]
     for rank, (score, path) in enumerate(zip(scores[0].tolist(), paths), 1):
         click.echo(f"{rank}\t{score:.4f}\t{path}")

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from clevr_ds.schema import problem
 from infra.atomic import write_bytes
-from infra.errors import ToolkitError
+from infra.errors import ToolkitError, first_line
 
 from .fusion import FUSION_NAMES, build_fusion_from_config
 from .recipe import MAX_K, SCHEMES
@@ -159,10 +160,5 @@ def wrong_fields(mapping: dict, types: dict, required: bool = False) -> list[str
 
 
 def _fits(value, kinds: type | tuple[type, ...]) -> bool:
-    """isinstance(value, kinds), where a bool is no number."""
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
-
-
-def first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    """isinstance(value, kinds), where a bool is no number (clevr_ds.schema's rule)."""
+    return problem(value, kinds) is None

@@ -17,6 +17,11 @@ class ToolkitError(Exception):
     """A bad input or state the user can fix; its message is one line that names the file."""
 
 
+def first_line(error: Exception) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def _mount_point(path: Path) -> Path:
     """The mount point of the file system that holds `path` (or would hold it: its nearest existing parent)."""
     path = path.absolute()

@@ -1,4 +1,5 @@
-"""One reader for JSON files that come from outside: bounded in size and depth, confined to a root.
+"""Readers of files that come from outside: bounded in size (`read_bounded`) and, for JSON, in depth
+(`read_json`), confined to a root.
 
 `read_json` refuses, each with one line naming the file: a missing or unreadable file, one larger
 than `max_bytes` (read no further than that), text that is not UTF-8 JSON (NaN and Infinity
@@ -43,13 +44,11 @@ def depth_exceeds(value, max_depth: int) -> bool:
     return False
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
-              root: str | os.PathLike | None = None, error: type[Exception] = JSONFileError):  # fmt: skip
-    """The JSON value in `path`, or `error` (one line naming `path` and the reason).
-
-    With `root`, `path` must resolve inside it (a symlinked folder or file leaving it is refused).
-    OSErrors other than a missing file (a folder in its place, no permission) become `error` too.
-    """
+def read_bounded(path: str | os.PathLike, what: str, max_bytes: int = MAX_BYTES, root: str | os.PathLike | None = None,
+                 error: type[Exception] = JSONFileError) -> bytes:  # fmt: skip
+    """The bytes of the untrusted file `path`, reading no more than `max_bytes` (+1 to tell a larger
+    one); `error` (one line naming `path`) for a path leaving `root` (when given, symlinks followed),
+    a missing or unreadable file (a folder in its place, no permission) or one over the limit."""
     path = Path(path)
     if root is not None:
         try:
@@ -64,7 +63,14 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int =
     except OSError as e:
         raise error(f"cannot read {what} {path}: {(e.strerror or str(e)).lower()}") from None
     if len(data) > max_bytes:
-        raise error(f"{path}: {what} larger than the limit of {max_bytes // MiB} MiB") from None
+        raise error(f"{path}: {what} larger than the limit of {max_bytes // MiB} MiB")
+    return data
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
+              root: str | os.PathLike | None = None, error: type[Exception] = JSONFileError):  # fmt: skip
+    """The JSON value in `path` (read by `read_bounded`), or `error` (one line naming `path` and the reason)."""
+    data = read_bounded(path, what, max_bytes, root, error)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

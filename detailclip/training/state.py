@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from infra.atomic import atomic_path
-from infra.errors import ToolkitError
+from infra.errors import ToolkitError, first_line
 
-from ..checkpoint import first_line, load_torch_file, save_torch_file
+from ..checkpoint import load_torch_file, save_torch_file
 
 
 class ResumeError(ToolkitError, ValueError):
