@@ -78,8 +78,6 @@ def render(scales, num_images, split, resolution, objects, preset, engine, sampl
         scenes = render_split(out, config, settings, num_images, workers, min_visible_pixels, chunk_size, quiet, runner)
     except (ValueError, DatasetError, SceneSamplingError, RenderError, FolderLockedError) as e:
         raise click.ClickException(str(e)) from None
-    except OSError as e:
-        raise click.ClickException(f"{e.filename}: {e.strerror}" if e.filename else str(e)) from None
     if not quiet:
         click.echo(f"{len(scenes)} scenes of split {config.split!r} in {out}")
 
