@@ -31,9 +31,10 @@ SIGNIFICANCE = 0.05
 NOT_SIGNIFICANT = "†"
 MARKDOWN_COST = {"vectors_per_image": "vectors/img", "forward_passes_per_image": "passes/img", "gflops_per_image": "GFLOPs/img"}
 PLOT_FORMATS = ("png", "svg", "pdf")
+VERIFIED_COLUMN = "verified"  # benchmark.verify's verdicts
 
 
-def _file_name(value) -> str | None:
+def file_name(value) -> str | None:
     """A file path reduced to its file name (no machine's folders in a published table); tags unchanged."""
     if value is None or str(value).startswith("hf-hub:"):
         return value
@@ -48,7 +49,7 @@ def _interval(block: dict) -> dict:
 def run_row(record: dict, source: str = "") -> dict:
     """One leaderboard row: identity, overall figures with interval, mAP per bucket with interval, costs."""
     row = {"label": record["method"], "method": record["method"], "backbone": record["backbone"],
-           "pretrained": _file_name(record["pretrained"]), "checkpoint": _file_name(record["method_settings"].get("checkpoint")),
+           "pretrained": file_name(record["pretrained"]), "checkpoint": file_name(record["method_settings"].get("checkpoint")),
            "uses_ground_truth": record["method"] in GROUND_TRUTH_METHODS, "dataset": record["dataset"],
            "split": record["split"], "split_hash": record["split_hash"][:12], "n_images": record["n_images"]}  # fmt: skip
     overall = record["metrics"]["overall"]
@@ -60,8 +61,15 @@ def run_row(record: dict, source: str = "") -> dict:
         row.update({f"n_queries {name}": block["n_queries"], f"n_positives {name}": block["n_positives"]})
     row.update({k: record["cost"][k] for k in COST_KEYS})
     row.update(encode_device=record["cost"].get("encode_device"), encode_threads=record["cost"].get("encode_threads"))
-    row.update(run_id=record["run_id"], seed=record["seed"], file=source)
+    row.update(run_id=record["run_id"], seed=record["seed"], file=source, **_made_by(record["software"]))
     return row
+
+
+def _made_by(software: dict) -> dict:
+    """The project's version and the git commit (12 digits, "-dirty" when tracked files differed) a run recorded."""
+    git = software.get("git")
+    commit = f"{git['commit'][:12]}{'-dirty' if git['dirty'] else ''}" if git else None
+    return {"version": software.get("clevr-ds"), "commit": commit}
 
 
 def bucket_names(rows: pd.DataFrame) -> list[str]:
@@ -84,9 +92,9 @@ def run_labels(records: list[dict]) -> list[str]:
     for r in records:
         label = r["method"]
         if r["method_settings"].get("checkpoint"):
-            label += f" ({_file_name(r['method_settings']['checkpoint'])})"
+            label += f" ({file_name(r['method_settings']['checkpoint'])})"
         if several_backbones:
-            label += f" [{r['backbone']}, {_file_name(r['pretrained'])}]"
+            label += f" [{r['backbone']}, {file_name(r['pretrained'])}]"
         labels.append(label)
     return [f"{lab} (run {r['run_id'][:6]})" if labels.count(lab) > 1 else lab for lab, r in zip(labels, records)]
 
@@ -119,11 +127,12 @@ def _compare(record: dict, ref: dict) -> dict:
     return out
 
 
-def build_table(records: list[tuple[dict, str]], baselines=()) -> pd.DataFrame:
+def build_table(records: list[tuple[dict, str]], baselines=(), verdicts: dict[str, str] | None = None) -> pd.DataFrame:
     """Rows grouped by comparable runs, best overall mAP first; captions in `table.attrs["captions"]`.
 
     Comparison columns are named `<stat> vs <reference>` (e.g. `delta vs best single-vector`,
-    `significant 0.01-0.0215 vs clip`); a reference run is not compared with itself.
+    `significant 0.01-0.0215 vs clip`); a reference run is not compared with itself. With `verdicts`
+    (file name -> benchmark.verify's verdict) each row gets a `verified` column.
     """
     by_group: dict[str, list[tuple[dict, str]]] = {}
     for record, source in records:
@@ -135,6 +144,8 @@ def build_table(records: list[tuple[dict, str]], baselines=()) -> pd.DataFrame:
         refs = _references(recs, labels, baselines)
         for i, (record, source) in enumerate(members):
             row = {**run_row(record, source), "label": labels[i], "group": g}
+            if verdicts is not None:
+                row[VERIFIED_COLUMN] = verdicts[source]
             for name, j in refs.items():
                 row[f"ref vs {name}"] = labels[j]
                 if j != i:
@@ -164,7 +175,7 @@ def caption(records: list[dict], refs: dict[str, str]) -> str:
             f"{overall['n_queries']} queries with {overall['n_positives']} positives; "
             f"per bucket (queries / positives): {counts}.")  # fmt: skip
     if len({(x["backbone"], x["pretrained"]) for x in records}) == 1:
-        text += f" Backbone {r['backbone']}, weights {_file_name(r['pretrained'])}."
+        text += f" Backbone {r['backbone']}, weights {file_name(r['pretrained'])}."
     boot = r["metrics"].get("bootstrap")
     if boot:
         text += (f" mAP (lo-hi): {boot['level']:.0%} {boot['interval']} bootstrap interval over images, B = {boot['resamples']}"
@@ -219,6 +230,7 @@ def group_cells(rows: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["run", "mAP", *bucket_names(rows), *(f"Δ vs {r}" for r in refs), *MARKDOWN_COST.values()]
     speed = _speed_header(rows)
     header += [speed] if speed else []
+    header += [VERIFIED_COLUMN] if VERIFIED_COLUMN in rows.columns else []
     body = []
     for _, row in rows.iterrows():
         cells = [row["label"] + (" (upper bound)" if row["uses_ground_truth"] else ""), _map_cell(row)]
@@ -226,6 +238,7 @@ def group_cells(rows: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         cells += [_delta_cell(row, r) for r in refs]
         cells += [_fmt(row[c], ".3g") for c in MARKDOWN_COST]
         cells += [_fmt(row["encode_images_per_s"], ".3g")] if speed else []
+        cells += [row[VERIFIED_COLUMN]] if VERIFIED_COLUMN in rows.columns else []
         body.append(cells)
     return header, body
 

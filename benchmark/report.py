@@ -23,6 +23,7 @@ from infra.paths import inside
 from .leaderboard import build_table, figure, group_cells, groups, save_figure
 from .results import SavedScores, ScoresError, load_runs, load_scores
 from .sources import SourceSpec
+from .verify import verify_runs
 
 GALLERY_METHODS = ("clip", "detailclip", "cc-max")
 THUMB_SIDE = 168
@@ -167,16 +168,17 @@ def _galleries_html(rows: pd.DataFrame, records: dict[str, dict], results: Path,
 
 
 def build_report(results: Path, data: SourceSpec | None = None, baselines=(), queries: int = 3, top: int = 5,
-                 warn=print) -> str:
+                 warn=print, verify: bool = False) -> str:
     """The report's HTML for every run in `results`; the galleries need the data (a CLEVR-DS split,
-    COCO or DOTA) and show for the runs of that data (by content hash)."""
+    COCO or DOTA) and show for the runs of that data (by content hash). With `verify` the tables hold
+    each run's verdict (benchmark.verify)."""
     results = Path(results)
     loaded = load_runs(results, warn)
     if not loaded:
         raise ValueError(f"no run records (*.json) in {results}")
     records = {source: record for record, source in loaded}
     source = data.open(allow_incomplete=True) if data is not None else None
-    table = build_table(loaded, baselines)
+    table = build_table(loaded, baselines, verify_runs(loaded, results) if verify else None)
     body = []
     for text, rows in groups(table):
         header, cells = group_cells(rows)

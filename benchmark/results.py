@@ -14,24 +14,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 import re
 import zipfile
 import zlib
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from clevr_ds.schema import NUMBER, ListOf, problem, shortened
+from clevr_ds.schema import NUMBER, ListOf, Optional, problem, shortened
 from infra.atomic import TMP_MARK, Writer, npz_writer, text_writer, write_together
 from infra.errors import ToolkitError, first_line
 from infra.jsonio import MiB, read_json
 from infra.paths import confine, plain_name
 
 from .evaluation import evaluate
+from .uncertainty import DEFAULT_SEED
 
 SCHEMA_VERSION = 2  # 2: bootstrap intervals and replicates in every metrics block
 RUN_KEYS = (
@@ -60,16 +59,6 @@ def run_stem(method: str, backbone: str, pretrained: str, split: str, rid: str) 
     return "__".join(_slug(x) for x in (method, backbone, pretrained, split, rid))
 
 
-def software_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for dist in ("clevr-ds", "torch", "open_clip_torch", "numpy", "scikit-learn"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 class NotARun(ToolkitError, ValueError):
     """A JSON file that is not a run record of this project, or is unreadable: skipped by the leaderboard."""
 
@@ -94,17 +83,13 @@ RUN_SPEC = {
     "metrics": {"overall": dict, "buckets": dict, "bootstrap": {"interval": str, "resamples": int, "level": NUMBER}},
     "cost": {k: MAYBE_NUMBER for k in COST_KEYS}, "software": dict, "scores_file": (str, NULL),
 }  # fmt: skip
-OPTIONAL_SPEC = {"method_settings": {"checkpoint": (str, NULL)}, "cost": {"encode_device": str, "encode_threads": int}}
-
-
-def _optional(record: dict) -> str | None:
-    """The first optional field of the wrong type (a field that is absent is fine)."""
-    for key, spec in OPTIONAL_SPEC.items():
-        present = {k: sub for k, sub in spec.items() if k in record[key]}
-        found = problem(record[key], present, key)
-        if found:
-            return found
-    return None
+OPTIONAL_SPEC = {  # fields that older runs (or other methods) lack; set, they have these types
+    "method_settings": {"checkpoint": Optional(str), "checkpoint_sha256": Optional(str)},
+    "cost": {"encode_device": Optional(str), "encode_threads": Optional(int)},
+    "pretrained_id": Optional(str), "standard": Optional({"name": str, "split": str}),
+    "metrics": {"bootstrap": {"seed": Optional(int)}},
+    "software": {"git": Optional({"commit": str, "dirty": bool})},
+}  # fmt: skip
 
 
 def _figure_problem(row: dict, where: str) -> str | None:
@@ -140,7 +125,7 @@ def _block_problem(block, where: str, resamples: int) -> str | None:
 
 def _run_problem(record: dict) -> str | None:
     """The first field of a run record (known to hold every key) that breaks the schema."""
-    found = problem(record, RUN_SPEC) or _optional(record)
+    found = problem(record, RUN_SPEC) or problem(record, OPTIONAL_SPEC)
     if found:
         return found
     metrics = record["metrics"]
@@ -293,7 +278,8 @@ def load_scores(path: Path, root: Path | None = None) -> SavedScores:
     return _saved_scores(arrays, path)
 
 
-def recompute_metrics(path: Path) -> dict:
-    """The `metrics` block of a run, recomputed from its saved scores alone."""
-    z = load_scores(path)
-    return evaluate(z.scores, z.classes, z.labels_overall, z.bucket_names, z.labels_buckets, z.k)
+def recompute_metrics(z: SavedScores, bootstrap: dict) -> dict:
+    """The `metrics` block of a run, recomputed from its saved scores with its bootstrap settings (resamples,
+    level and seed: the default seed where a run does not record one)."""
+    return evaluate(z.scores, z.classes, z.labels_overall, z.bucket_names, z.labels_buckets, z.k, bootstrap["resamples"],
+                    bootstrap.get("seed", DEFAULT_SEED), bootstrap["level"])  # fmt: skip

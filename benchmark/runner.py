@@ -25,7 +25,8 @@ from .context import BenchContext
 from .evaluation import evaluate
 from .methods import Method, create_method
 from .protocol import Bucket, Protocol, Relevance
-from .results import SCHEMA_VERSION, SCORES_SUFFIX, run_id, run_stem, scores_writer, software_versions, write_run
+from .provenance import software_versions, standard_claim
+from .results import SCHEMA_VERSION, SCORES_SUFFIX, run_id, run_stem, scores_writer, write_run
 from .sources import Source, SourceSpec
 
 LATENCY_REPEATS = 5
@@ -47,7 +48,7 @@ class BenchConfig:
     k: int = 10
     buckets: list[Bucket] | None = None
     min_visible_pixels: int = 0
-    templates: str = "openai80"
+    templates: str | None = None  # None: the source's own prompts, else detailclip.text.DEFAULT_TEMPLATES
     cover_k: int | None = None
     out: Path = Path("results")
     save_scores: bool = False
@@ -105,12 +106,14 @@ def query_latency_ms(index, query: torch.Tensor, k: int) -> float:
 
 @dataclass
 class Prepared:
-    """What every method of a call shares: data, labels, context and the identity of its runs."""
+    """What every method of a call shares: data, labels, context, the identity of its runs and the standard
+    split the data claims to be (benchmark.provenance; not part of the identity)."""
 
     source: Source
     relevance: Relevance
     ctx: BenchContext
     identity: dict
+    standard: dict | None
 
     @property
     def classes(self) -> list[str]:
@@ -119,10 +122,11 @@ class Prepared:
 
 def prepare(cfg: BenchConfig) -> Prepared:
     from detailclip.backbones import pretrained_id
-    from detailclip.text import resolve_templates
+    from detailclip.text import resolve_templates, templates_for
 
     source = cfg.source.open(cfg.allow_incomplete)
-    resolve_templates(cfg.templates)
+    templates = templates_for(cfg.templates, source.prompts)
+    resolve_templates(templates)
     buckets = cfg.buckets or source.default_buckets
     if not buckets:
         raise BenchError(f"{source.dataset} {source.split} has a single object scale: pass --buckets")
@@ -134,9 +138,9 @@ def prepare(cfg: BenchConfig) -> Prepared:
         "task": "class_retrieval", "backbone": chosen["backbone"], "pretrained": chosen["pretrained"],
         "pretrained_id": pretrained_id(chosen["pretrained"]), "backbone_image_size": chosen["image_size"],
         "dataset": source.dataset, "split": source.split, "split_hash": source.content_hash,
-        "protocol": {**protocol.settings(), "templates": cfg.templates, "k": cfg.k}, "seed": chosen["seed"],
+        "protocol": {**protocol.settings(), "templates": templates, "k": cfg.k}, "seed": chosen["seed"],
     }  # fmt: skip
-    return Prepared(source, protocol.relevance(source.images), ctx, identity)
+    return Prepared(source, protocol.relevance(source.images), ctx, identity, standard_claim(cfg.source))
 
 
 def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, stem: str) -> tuple[dict, Writer | None]:
@@ -145,7 +149,7 @@ def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, st
     start = time.perf_counter()
     encoded = method.encode(p.ctx)
     encode_seconds = time.perf_counter() - start
-    text = p.ctx.class_embeddings(p.classes, cfg.templates, encoded.image_size)
+    text = p.ctx.class_embeddings(p.classes, identity["protocol"]["templates"], encoded.image_size)
     scores = encoded.index.score(text).numpy()
     metrics = evaluate(scores, p.classes, p.relevance.overall, [b.name for b in buckets], p.relevance.per_bucket, cfg.k)
     scores_file = f"{stem}{SCORES_SUFFIX}" if cfg.save_scores else None
@@ -163,7 +167,8 @@ def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, st
         "encode_threads": torch.get_num_threads(),
     }
     record = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id(identity), **identity, "n_images": len(p.source.images),
+        "schema_version": SCHEMA_VERSION, "run_id": run_id(identity), **identity, "standard": p.standard,
+        "n_images": len(p.source.images),
         "n_images_expected": p.source.n_images_expected, "complete": len(p.source.images) == p.source.n_images_expected,
         "metrics": metrics, "cost": cost, "software": software_versions(), "scores_file": scores_file,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 from clevr_ds.annotate import rel_scale
 from clevr_ds.dataset import (DATASET_NAME, DatasetError, finished_scenes, image_path, load_meta, read_class_names,
                               split_hash)  # fmt: skip
+from clevr_ds.dota import HBB_LABELS, IMAGES, LABELS, category_key
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
 from clevr_ds.vocab import Vocabulary
 from detailclip.images import IMAGE_SUFFIXES
@@ -72,6 +73,7 @@ class Source:
     content_hash: str  # SHA-256 of annotations and image content
     default_buckets: tuple[Bucket, ...]
     n_images_expected: int  # images the split promises (CLEVR-DS meta); len(images) elsewhere
+    prompts: str | None = None  # the prompt template set the data names (a CLEVR-DS family's), if any
 
     @property
     def image_paths(self) -> list[Path]:
@@ -123,9 +125,9 @@ def clevr_ds_source(root: Path | str, split: str, allow_incomplete: bool = False
         ))
         for s in scenes
     )  # fmt: skip
-    classes = tuple(Vocabulary.from_dict(meta["vocabulary"]).classes)
-    return Source(meta.get("dataset", DATASET_NAME), split, classes, images, split_hash(root, split, scenes),
-                  tuple(default_buckets(meta["scales"])), meta["num_images"])  # fmt: skip
+    vocabulary = Vocabulary.from_dict(meta["vocabulary"])
+    return Source(meta.get("dataset", DATASET_NAME), split, tuple(vocabulary.classes), images, split_hash(root, split, scenes),
+                  tuple(default_buckets(meta["scales"])), meta["num_images"], vocabulary.prompts)  # fmt: skip
 
 
 def coco_source(instances: Path | str, image_root: Path | str, classes: Sequence[str] | None = None) -> Source:
@@ -192,24 +194,29 @@ def _coco_problem(data) -> str | None:
 def dota_source(root: Path | str, classes: Sequence[str] | None = None) -> Source:
     """DOTA v1/v1.5: ROOT/images/NAME.png with ROOT/labelTxt/NAME.txt; difficult objects are ignored.
 
-    `classes` lists the categories in order (default DOTA_CLASSES); '-' and '_' in label names read as spaces."""
+    `classes` lists the categories in order (default DOTA_CLASSES); '-' and '_' in label names read as spaces.
+    An object's box, and so its rel_scale, is its horizontal box: the matching line of ROOT/labelTxt-hbb/NAME.txt
+    where that folder exists (DOTA's HBB labels; a CLEVR-DS export's mask boxes), else the axis-aligned box of its
+    polygon (which is how DOTA makes its HBBs); its area is its polygon's."""
     root = Path(root)
     names = tuple(classes or DOTA_CLASSES)
-    lookup = {_dota_name(c): c for c in names}
-    if not (root / "images").is_dir() or not (root / "labelTxt").is_dir():
-        raise DatasetError(f"{root}: expected the folders images/ and labelTxt/ of a DOTA split")
-    image_names = sorted(p.name for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    label_names = {p.name for p in (root / "labelTxt").iterdir() if p.suffix == ".txt"}
-    unmatched = sorted({f"{Path(n).stem}.txt" for n in image_names} ^ label_names)
-    if unmatched:
-        raise DatasetError(f"{root}: images/ and labelTxt/ do not match at {', '.join(unmatched[:10])}")
+    lookup = {category_key(c): c for c in names}
+    if not (root / IMAGES).is_dir() or not (root / LABELS).is_dir():
+        raise DatasetError(f"{root}: expected the folders {IMAGES}/ and {LABELS}/ of a DOTA split")
+    folders = (LABELS, HBB_LABELS) if (root / HBB_LABELS).is_dir() else (LABELS,)
+    image_names = sorted(p.name for p in (root / IMAGES).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    for folder in folders:
+        label_names = {p.name for p in (root / folder).iterdir() if p.suffix == ".txt"}
+        unmatched = sorted({f"{Path(n).stem}.txt" for n in image_names} ^ label_names)
+        if unmatched:
+            raise DatasetError(f"{root}: {IMAGES}/ and {folder}/ do not match at {', '.join(unmatched[:10])}")
     images, files_read = [], []
     for name in image_names:
-        path = inside(root, "images", plain_name(name, "image name"))
-        label = inside(root, "labelTxt", plain_name(f"{Path(name).stem}.txt", "label name"))
+        path = inside(root, IMAGES, plain_name(name, "image name"))
+        labels = [inside(root, folder, plain_name(f"{Path(name).stem}.txt", "label name")) for folder in folders]
         width, height = image_size(path)
-        images.append(SourceImage(path, name, width, height, _dota_objects(label, width, height, lookup)))
-        files_read += [label, path]
+        images.append(SourceImage(path, name, width, height, _dota_objects(labels, width, height, lookup)))
+        files_read += [*labels, path]
     head = json.dumps({"images": image_names, "classes": names}).encode()
     return _source("DOTA", root.name, names, tuple(images), _content_hash(head, files_read))
 
@@ -225,18 +232,14 @@ def image_size(path: Path) -> tuple[int, int]:
         raise DatasetError(f"cannot read image {path}: {e}") from None
 
 
-def _dota_name(name: str) -> str:
-    return " ".join(re.split(r"[\s_-]+", name.strip()))
-
-
-def _dota_objects(label: Path, width: int, height: int, lookup: dict[str, str]) -> tuple[SourceObject, ...]:
-    """The objects of one DOTA label file: the axis-aligned box of each polygon, its shoelace area."""
+def _dota_rows(label: Path, lookup: dict[str, str]) -> list[tuple[list[float], str, bool]]:
+    """(8 polygon coordinates, class, difficult) of each object line of a DOTA label file."""
     data = read_bounded(label, "label file", MAX_LABEL_BYTES, error=DatasetError)
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as e:
         raise DatasetError(f"cannot read {label}: {e}") from None
-    objects = []
+    rows = []
     for n, line in enumerate(lines, 1):
         tokens = line.split()
         if not tokens or DOTA_HEADER.match(line):
@@ -251,13 +254,27 @@ def _dota_objects(label: Path, width: int, height: int, lookup: dict[str, str]) 
         except ValueError:
             expected = "'x1 y1 x2 y2 x3 y3 x4 y4 category difficult'"
             raise DatasetError(f"{label}:{n}: expected {expected}, got {line[:80]!r}") from None
-        cls = lookup.get(_dota_name(tokens[8]))
+        cls = lookup.get(category_key(tokens[8]))
         if cls is None:
             raise DatasetError(f"{label}:{n}: category {tokens[8]!r} is not one of the classes (see --classes)")
-        xs, ys = coords[0::2], coords[1::2]
+        rows.append((coords, cls, difficult != 0))
+    return rows
+
+
+def _dota_objects(labels: list[Path], width: int, height: int, lookup: dict[str, str]) -> tuple[SourceObject, ...]:
+    """The objects of an image: class, difficult flag and shoelace area from its oriented labels `labels[0]`, the
+    axis-aligned box of the polygon of its last labels (the horizontal ones `labels[1]` where given), line for line."""
+    oriented = _dota_rows(labels[0], lookup)
+    horizontal = _dota_rows(labels[-1], lookup) if len(labels) > 1 else oriented
+    if [row[1:] for row in horizontal] != [row[1:] for row in oriented]:
+        raise DatasetError(f"{labels[-1]}: its objects (category, difficult) are not those of {labels[0]}, line for line")
+    objects = []
+    for (polygon, cls, difficult), (corners, _, _) in zip(oriented, horizontal):
+        xs, ys = corners[0::2], corners[1::2]
         box = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+        xs, ys = polygon[0::2], polygon[1::2]
         area = abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(4))) / 2
-        objects.append(SourceObject(cls, box, area, rel_scale(box, width, height), ignore=difficult != 0))
+        objects.append(SourceObject(cls, box, area, rel_scale(box, width, height), ignore=difficult))
     return tuple(objects)
 
 

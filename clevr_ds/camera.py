@@ -22,11 +22,12 @@ class Camera:
     world_to_camera: np.ndarray  # 4x4, OpenCV convention
 
     @classmethod
-    def look_at(cls, width, height, focal_mm, location, target) -> "Camera":
+    def look_at(cls, width, height, focal_mm, location, target, up=(0.0, 0.0, 1.0)) -> "Camera":
+        """A camera at `location` looking at `target`, its image's up side towards world `up`."""
         loc = np.asarray(location, dtype=float)
         forward = np.asarray(target, dtype=float) - loc
         forward /= np.linalg.norm(forward)
-        right = np.cross(forward, [0.0, 0.0, 1.0])
+        right = np.cross(forward, list(up))
         right /= np.linalg.norm(right)
         down = np.cross(forward, right)
         rot = np.stack([right, down, forward])  # rows: camera axes in world coordinates

@@ -29,10 +29,12 @@ def coco_categories(vocab: Vocabulary) -> list[dict]:
     ]
 
 
-def _category(cat_ids: dict[str, int], obj: dict, scene: dict) -> int:
-    if obj["class"] not in cat_ids:
+def vocabulary_entry(table: dict, obj: dict, scene: dict):
+    """table[the object's class] (its COCO category id, its DOTA category); DatasetError for a class that is not
+    in the split's vocabulary."""
+    if obj["class"] not in table:
         raise DatasetError(f"scene of {scene['image_filename']}: class {obj['class']!r} is not in the split's vocabulary")
-    return cat_ids[obj["class"]]
+    return table[obj["class"]]
 
 
 def to_coco(scenes: list[dict], vocab: Vocabulary, split: str) -> dict:
@@ -51,7 +53,7 @@ def to_coco(scenes: list[dict], vocab: Vocabulary, split: str) -> dict:
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
-                    "category_id": _category(cat_ids, obj, scene),
+                    "category_id": vocabulary_entry(cat_ids, obj, scene),
                     "segmentation": obj["mask"],
                     "area": obj["visible_pixels"],
                     "bbox": obj["bbox"],

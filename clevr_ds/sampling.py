@@ -22,7 +22,7 @@ from . import GENERATOR_NAME, GENERATOR_VERSION
 from .camera import Camera
 from .dataset import image_name
 from .scales import ScaleRange, format_scales, parse_scales, range_for_image
-from .shapes import placed_vertices, unit_mesh
+from .shapes import lift, placed_vertices, unit_mesh
 from .vocab import Vocabulary, class_name
 
 CAMERA_DISTANCE = 11.5
@@ -56,6 +56,9 @@ class SceneConfig:
     max_object_attempts: int = 200
     max_scene_attempts: int = 20
     vocabulary: Vocabulary = field(default_factory=Vocabulary.load)
+    family: str = "clevr"  # clevr_ds.families: which sampler (and renderer builder) makes the scenes
+    gsd: float | None = None  # aerial: metres per pixel (physical sizes); None: sizes follow the scales
+    max_tilt_deg: float = 0.0  # aerial: the largest off-nadir tilt of the camera
 
 
 def scene_seed(global_seed: int, split: str, index: int) -> int:
@@ -87,17 +90,21 @@ def _box(points_px: np.ndarray) -> np.ndarray:
     return np.array([points_px[:, 0].min(), points_px[:, 1].min(), points_px[:, 0].max(), points_px[:, 1].max()])
 
 
+def projected_box(camera: Camera, unit_vertices: np.ndarray, size: float, rotation: float, ground_xy) -> np.ndarray:
+    """The image box [x0, y0, x1, y1] of a unit mesh of `size` resting on the ground at `ground_xy`."""
+    center = [ground_xy[0], ground_xy[1], size * lift(unit_vertices)]
+    return _box(camera.project(placed_vertices(unit_vertices, size, rotation, center)))
+
+
 def solve_size(camera: Camera, unit_vertices: np.ndarray, rotation: float, ground_xy, target_px: float):
     """Find the world size whose projected box has longest side `target_px`; return (size, box)."""
     center = camera.to_camera([[ground_xy[0], ground_xy[1], 0.0]])[0]
     size = target_px * center[2] / camera.fx
     for _ in range(SIZE_SOLVER_STEPS):
-        verts = placed_vertices(unit_vertices, size, rotation, [ground_xy[0], ground_xy[1], size / 2])
-        box = _box(camera.project(verts))
+        box = projected_box(camera, unit_vertices, size, rotation, ground_xy)
         extent = max(box[2] - box[0], box[3] - box[1])
         size *= target_px / extent
-    verts = placed_vertices(unit_vertices, size, rotation, [ground_xy[0], ground_xy[1], size / 2])
-    return size, _box(camera.project(verts))
+    return size, projected_box(camera, unit_vertices, size, rotation, ground_xy)
 
 
 def _boxes_apart(box: np.ndarray, others: list[np.ndarray], gap: float) -> bool:
@@ -171,7 +178,8 @@ def relationships(objects: list[dict], dirs: dict[str, list[float]]) -> dict[str
 
 
 def sample_scene(config: SceneConfig, index: int) -> dict:
-    """Sample scene `index` of the split: the scene JSON minus what only rendering can measure."""
+    """Sample CLEVR scene `index` of the split: the scene JSON minus what only rendering can measure
+    (`families.sample_scene` samples a scene of any family)."""
     seed = scene_seed(config.seed, config.split, index)
     rng = np.random.default_rng(seed)
     scale_range = range_for_image(list(config.scales), index)
@@ -183,16 +191,24 @@ def sample_scene(config: SceneConfig, index: int) -> dict:
         if objects is not None:
             break
     else:
-        raise SceneSamplingError(
-            f"cannot place {config.objects[0]}-{config.objects[1]} non-overlapping objects at scale {scale_range} "
-            f"in a {config.width}x{config.height} image (scene {index}, {config.max_scene_attempts} tries); "
-            "ask for fewer objects or smaller scales"
-        )
-    dirs = directions(camera)
-    name = image_name(config.split, index)
+        raise cannot_place(config, index, scale_range, "non-overlapping objects")
+    return scene_record(config, index, seed, scale_range, camera, lights, directions(camera), objects)
+
+
+def cannot_place(config: SceneConfig, index: int, scale_range: ScaleRange, what: str) -> SceneSamplingError:
+    return SceneSamplingError(
+        f"cannot place {config.objects[0]}-{config.objects[1]} {what} at scale {scale_range} "
+        f"in a {config.width}x{config.height} image (scene {index}, {config.max_scene_attempts} tries); "
+        "ask for fewer objects or smaller scales"
+    )
+
+
+def scene_record(config: SceneConfig, index: int, seed: int, scale_range: ScaleRange, camera: Camera, lights: list[dict],
+                 dirs: dict, objects: list[dict], **family_fields) -> dict:
+    """The scene JSON of a sampled scene; a family's own fields follow the generator's."""
     return {
         "image_index": index,
-        "image_filename": f"{name}.png",
+        "image_filename": f"{image_name(config.split, index)}.png",
         "split": config.split,
         "width": config.width,
         "height": config.height,
@@ -200,12 +216,13 @@ def sample_scene(config: SceneConfig, index: int) -> dict:
         "global_seed": config.seed,
         "scale_range": [scale_range.lo, scale_range.hi],
         "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
+        **family_fields,
         "camera": camera.to_dict(),
         "lights": lights,
         "directions": dirs,
         "relationships": relationships(objects, dirs),
         "objects": objects,
-    }
+    }  # fmt: skip
 
 
 def config_to_dict(config: SceneConfig) -> dict:
@@ -220,6 +237,7 @@ def config_to_dict(config: SceneConfig) -> dict:
         "max_object_attempts": config.max_object_attempts,
         "max_scene_attempts": config.max_scene_attempts,
         "vocabulary": config.vocabulary.to_dict(),
+        **({} if config.family == "clevr" else {"family": config.family, "gsd": config.gsd, "max_tilt_deg": config.max_tilt_deg}),
     }
 
 
@@ -235,4 +253,7 @@ def config_from_dict(data: dict) -> SceneConfig:
         max_object_attempts=int(data["max_object_attempts"]),
         max_scene_attempts=int(data["max_scene_attempts"]),
         vocabulary=Vocabulary.from_dict(data["vocabulary"]),
+        family=data.get("family", "clevr"),
+        gsd=data.get("gsd"),
+        max_tilt_deg=float(data.get("max_tilt_deg", 0.0)),
     )

@@ -72,3 +72,12 @@ def parse_int_range(spec: str, name: str) -> tuple[int, int]:
     if lo < 1 or lo > hi:
         raise ValueError(f"{name} {spec!r} needs 1 <= A <= B")
     return lo, hi
+
+
+def parse_size(spec: str | int) -> tuple[int, int]:
+    """Parse an image size `N` (N x N) or `WxH` into (width, height); ValueError with one line otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", str(spec))
+    if not m:
+        raise ValueError(f"{str(spec)!r} is not N or WxH, e.g. 2240 or 320x192")
+    width = int(m.group(1))
+    return width, int(m.group(2)) if m.group(2) is not None else width

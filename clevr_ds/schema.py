@@ -3,7 +3,7 @@
 A spec is a type (`int`, `str`, `bool`, `dict`, `list`), NUMBER (int or float), `ListOf(spec, n)`
 (a list, of exactly n items when n is given), `DictOf(spec)` (an object whose every value matches
 spec) or a dict literal (an object that has at least these keys, each matching its spec; other keys
-are allowed). Booleans are never numbers.
+are allowed; a key whose spec is `Optional(spec)` may be missing or null). Booleans are never numbers.
 
 Readers check only what they use: SCENE_BASE and META_BASE (every reader: layout, boxes,
 vocabulary), META_COUNT (readers of all scenes add the image count), SCENE_BENCH and META_BENCH
@@ -29,9 +29,17 @@ class DictOf:
     item: object
 
 
+@dataclass(frozen=True)
+class Optional:
+    """A key of a dict literal that may be missing or null; when set, its value matches `item`."""
+
+    item: object
+
+
 VEC3 = ListOf(NUMBER, 3)
 BOX = ListOf(NUMBER, 4)
 RLE = {"size": ListOf(int, 2), "counts": str}
+CORNERS = ListOf(ListOf(NUMBER, 2), 4)  # an oriented box: 4 corners [x, y] (clevr_ds.obb)
 VOCABULARY = {"shapes": DictOf(dict), "colors": DictOf(ListOf(int, 3)), "materials": DictOf(dict)}
 RENDER = {"engine": str, "device": str, "samples": int, "denoise": bool, "threads": int}
 GENERATOR = {"name": str, "version": str}
@@ -41,7 +49,7 @@ OBJECT_BENCH = {**OBJECT_BASE, "rel_scale": NUMBER, "visible_pixels": int}
 OBJECT = {
     **OBJECT_BENCH, "shape": str, "color": str, "material": str, "size": NUMBER, "rotation": NUMBER,
     "3d_coords": VEC3, "pixel_coords": VEC3, "target_scale": NUMBER, "projected_bbox": BOX, "area_frac": NUMBER,
-    "mask": RLE,
+    "mask": RLE, "obb": Optional(CORNERS), "heading_obb": Optional(CORNERS),
 }  # fmt: skip
 
 
@@ -54,7 +62,8 @@ SCENE_BASE = scene_spec(OBJECT_BASE)
 SCENE_BENCH = scene_spec(OBJECT_BENCH)
 SCENE = {
     **scene_spec(OBJECT), "seed": int, "global_seed": int, "scale_range": ListOf(NUMBER, 2), "generator": GENERATOR,
-    "camera": {"K": ListOf(VEC3, 3), "world_to_camera": ListOf(ListOf(NUMBER, 4), 4), "location": VEC3},
+    "camera": {"K": ListOf(VEC3, 3), "world_to_camera": ListOf(ListOf(NUMBER, 4), 4), "location": VEC3, "focal_mm": NUMBER},
+    "gsd": Optional(NUMBER),
     "lights": ListOf({"direction": VEC3, "strength": NUMBER}),
     "directions": {k: VEC3 for k in ("behind", "front", "left", "right", "above", "below")},
     "relationships": {k: ListOf(ListOf(int)) for k in ("left", "right", "front", "behind")},
@@ -94,11 +103,13 @@ def problem(value, spec, where: str = "") -> str | None:
     if isinstance(spec, dict):
         if not isinstance(value, dict):
             return f"{at}expected an object, got {_got(value)}"
-        missing = [k for k in spec if k not in value]
+        missing = [k for k, sub in spec.items() if k not in value and not isinstance(sub, Optional)]
         if missing:
             return f"{at}missing keys {', '.join(missing)}"
-        found = (problem(value[k], sub, f"{where}.{k}" if where else k) for k, sub in spec.items())
+        found = (problem(value[k], sub, f"{where}.{k}" if where else k) for k, sub in spec.items() if k in value)
         return next((p for p in found if p), None)
+    if isinstance(spec, Optional):
+        return None if value is None else problem(value, spec.item, where)
     if isinstance(spec, DictOf):
         if not isinstance(value, dict):
             return f"{at}expected an object, got {_got(value)}"

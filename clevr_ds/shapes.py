@@ -1,8 +1,9 @@
 """Object meshes as plain vertex/face arrays, generated from the vocabulary's shape parameters.
 
 The renderer builds exactly these meshes in Blender, so the sampler's projections of their
-vertices give the true 2D extent of what is rendered. Every mesh has unit size: it spans
-[-0.5, 0.5] on each axis (side, or diameter and height), resting frame centred at the origin.
+vertices give the true 2D extent of what is rendered. Every mesh is centred at the origin with a
+longest side of 1: CLEVR's span [-0.5, 0.5] on each axis (side, or diameter and height); the
+aerial family's (`aerial_meshes`) are longest along +x, their heading.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 import numpy as np
+
+from . import aerial_meshes
 
 Mesh = tuple[np.ndarray, list[tuple[int, ...]]]
 
@@ -49,10 +52,27 @@ MESH_BUILDERS: dict[str, Callable[[Mapping], Mesh]] = {"box": box, "uv_sphere": 
 
 
 def unit_mesh(shape_params: Mapping) -> Mesh:
+    vertices, faces, _ = mesh_with_parts(shape_params)
+    return vertices, faces
+
+
+def mesh_with_parts(shape_params: Mapping) -> tuple[np.ndarray, list[tuple[int, ...]], list[int]]:
+    """(vertices, faces, part of each face): a CLEVR shape is one part, the body (`aerial_meshes.PARTS`); a
+    user's model its hull's vertices alone."""
     kind = shape_params.get("mesh")
+    if kind == "asset":  # a user's model (clevr_ds.assets): only its convex hull is known outside Blender
+        return np.asarray(shape_params["hull"], dtype=float), [], []
+    if kind in aerial_meshes.BUILDERS:
+        return aerial_meshes.part_mesh(shape_params)
     if kind not in MESH_BUILDERS:
-        raise ValueError(f"unknown mesh type {kind!r}; known: {', '.join(MESH_BUILDERS)}")
-    return MESH_BUILDERS[kind](shape_params)
+        raise ValueError(f"unknown mesh type {kind!r}; known: {', '.join([*MESH_BUILDERS, *aerial_meshes.BUILDERS])}")
+    vertices, faces = MESH_BUILDERS[kind](shape_params)
+    return vertices, faces, [0] * len(faces)
+
+
+def lift(unit_vertices: np.ndarray) -> float:
+    """How far a unit mesh's origin sits above the ground when it rests on it, per unit of size."""
+    return float(-unit_vertices[:, 2].min())
 
 
 def placed_vertices(unit_vertices: np.ndarray, size: float, rotation_deg: float, center) -> np.ndarray:

@@ -15,7 +15,7 @@ from .dataset import DEFAULT_ROOT
 
 @dataclass(frozen=True)
 class Standard:
-    """Render options (named as `render`'s flags) shared by the splits, and per split its size and hash."""
+    """Render options as `render`'s flags (resolution: N or "WxH") shared by the splits, and per split its size and hash."""
 
     title: str
     options: dict
@@ -29,8 +29,8 @@ class Standard:
         return {**self.options, "split": split, "num_images": self.splits[split]}
 
 
-CONTENT_OPTIONS = {"scales": "0.01-0.1", "resolution": 2240, "objects": "3-10", "min_visible_pixels": 16,
-                   "engine": None, "samples": None, "denoise": None}
+CONTENT_OPTIONS = {"scales": "0.01-0.1", "resolution": 2240, "objects": "3-10", "family": "clevr", "gsd": None,
+                   "assets": None, "max_tilt": 0.0, "min_visible_pixels": 16, "engine": None, "samples": None, "denoise": None}
 
 STANDARDS: dict[str, Standard] = {
     "quick": Standard(
@@ -40,6 +40,10 @@ STANDARDS: dict[str, Standard] = {
     "v1": Standard(
         title="CLEVR-DS-bench v1", options={**CONTENT_OPTIONS, "preset": "fast", "seed": 0}, splits={"test": 200},
         hashes={"test": "9765e9da11dd717812f9095b3ecdadca50a5bdb4e58590050aca0d9500a313fe"},
+    ),
+    "aerial-v1": Standard(
+        title="CLEVR-DS aerial v1", options={**CONTENT_OPTIONS, "family": "aerial", "preset": "fast", "seed": 0},
+        splits={"test": 200}, hashes={},
     ),
 }
 
@@ -59,15 +63,19 @@ def published(content_hash: str) -> tuple[str, str] | None:
 
 
 def claimed_by(meta: dict) -> tuple[Standard, str] | None:
-    """The standard split whose settings a split's meta records (split, size, scales, side, objects, seed), or None."""
+    """The standard split whose settings a split's meta records (split, size, scales, width x height, objects,
+    family, seed), or None."""
+    from .scales import parse_size
+
     for standard in STANDARDS.values():
         split = meta.get("split")
         if split not in standard.splits:
             continue
         wanted = standard.render_options(split)
+        wanted["resolution"] = parse_size(wanted["resolution"])
         recorded = {"num_images": meta.get("num_images"), "scales": meta.get("scales"), "seed": meta.get("seed"),
-                    "resolution": meta.get("width") if meta.get("width") == meta.get("height") else None,
-                    "objects": "-".join(str(v) for v in meta.get("objects") or ())}
+                    "resolution": (meta.get("width"), meta.get("height")),
+                    "objects": "-".join(str(v) for v in meta.get("objects") or ()), "family": meta.get("family", "clevr")}
         if all(wanted[key] == value for key, value in recorded.items()):
             return standard, split
     return None

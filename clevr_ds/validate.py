@@ -16,14 +16,15 @@ import pandas as pd
 from PIL import Image
 from pycocotools.coco import COCO
 
-from .annotate import decode_mask, mask_bbox, rel_scale
+from .annotate import mask_bbox, rel_scale, scene_mask
 from .dataset import (DatasetError, clevr_scenes_path, coco_path, image_path, images_dir, incomplete_message,
                       list_splits, load_coco, load_meta, manifest_path, meta_path, missing_files, read_bytes,
                       read_json, read_scene, scenes_dir)  # fmt: skip
 from .export import to_clevr
+from .obb import UnitMeshes, agrees, contains, mask_obb, object_heading_obb, scene_camera
 from .sampling import scene_seed
-from .schema import META, SCENE
-from .vocab import Vocabulary, class_name
+from .schema import META, SCENE, shortened
+from .vocab import Vocabulary
 
 
 def _check_image(root: Path, scene: dict) -> list[str]:
@@ -50,27 +51,37 @@ def _check_seed(name: str, scene: dict, meta: dict) -> list[str]:
             f"gives seed {expected} for index {scene['image_index']} of split {meta['split']!r}"]  # fmt: skip
 
 
-def _decoded(rle: dict, scene: dict):
-    """The mask of an RLE of `scene`'s image; ValueError saying why not (its size is checked before
-    decoding: the size is the decoder's allocation)."""
-    w, h = scene["width"], scene["height"]
-    if rle["size"] != [h, w]:
-        raise ValueError(f"is {rle['size'][1]}x{rle['size'][0]}, its image {w}x{h}")
-    try:
-        return decode_mask(rle)
-    except Exception as e:  # noqa: BLE001 - pycocotools raises assorted errors on bad RLE
-        raise ValueError(f"does not decode ({e})") from None
-
-
-def _check_object(name: str, obj: dict, scene: dict, vocab: Vocabulary, min_visible: int) -> list[str]:
+def _check_obbs(name: str, obj: dict, mask, scene: dict, meshes: UnitMeshes) -> list[str]:
+    """The oriented boxes a scene may store (clevr_ds.obb) against the mask and the geometry they come from."""
     problems = []
-    if obj["shape"] not in vocab.shapes or obj["color"] not in vocab.colors or obj["material"] not in vocab.materials:
-        problems.append(f"{name}: {obj['color']}/{obj['shape']}/{obj['material']} not in the vocabulary")
-    if obj["class"] != class_name(obj["color"], obj["shape"]) or obj["class"] not in vocab.classes:
+    if "obb" in obj:
+        expected = mask_obb(mask)
+        if obj["obb"] is not None and not contains(obj["obb"], mask):
+            problems.append(f"{name}: obb {shortened(obj['obb'])} does not contain its mask")
+        elif not agrees(obj["obb"], expected):
+            problems.append(f"{name}: obb {shortened(obj['obb'])} disagrees with its mask's minimum-area rectangle {expected}")
+    if obj.get("heading_obb") is not None and obj["shape"] in meshes.vocab.shapes:
+        try:
+            expected = object_heading_obb(obj, scene_camera(scene), meshes)
+        except (ValueError, TypeError) as e:  # a shape whose mesh cannot be built from its parameters
+            return problems + [f"{name}: heading_obb cannot be checked: {e}"]
+        if not agrees(obj["heading_obb"], expected):
+            problems.append(f"{name}: heading_obb {shortened(obj['heading_obb'])} disagrees with its projected model {expected}")
+    return problems
+
+
+def _check_object(name: str, obj: dict, scene: dict, meshes: UnitMeshes, min_visible: int) -> list[str]:
+    vocab = meshes.vocab
+    problems = []
+    shape = obj["shape"]
+    if (shape not in vocab.shapes or obj["color"] not in vocab.colors or obj["color"] not in vocab.colors_of(shape)
+            or obj["material"] not in vocab.materials or obj["material"] not in vocab.materials_of(shape)):
+        problems.append(f"{name}: {obj['color']}/{shape}/{obj['material']} not in the vocabulary")
+    if shape not in vocab.shapes or obj["class"] != vocab.class_of(obj["color"], shape) or obj["class"] not in vocab.classes:
         problems.append(f"{name}: class {obj['class']!r} is not a vocabulary class for its colour and shape")
     w, h = scene["width"], scene["height"]
     try:
-        mask = _decoded(obj["mask"], scene)
+        mask = scene_mask(obj["mask"], scene)
     except ValueError as e:
         return problems + [f"{name}: mask {e}"]
     x, y, bw, bh = obj["bbox"]
@@ -84,7 +95,7 @@ def _check_object(name: str, obj: dict, scene: dict, vocab: Vocabulary, min_visi
         problems.append(f"{name}: rel_scale {obj['rel_scale']} disagrees with its bbox")
     if obj["visible"] != (obj["visible_pixels"] >= min_visible):
         problems.append(f"{name}: visible flag disagrees with min_visible_pixels={min_visible}")
-    return problems
+    return problems + _check_obbs(name, obj, mask, scene, meshes)
 
 
 def read_coco(root: Path, split: str) -> COCO:
@@ -98,7 +109,7 @@ def read_coco(root: Path, split: str) -> COCO:
 
 def _check_mask(path: Path, ann: dict, scene: dict) -> list[str]:
     try:
-        pixels = int(_decoded(ann["segmentation"], scene).sum())
+        pixels = int(scene_mask(ann["segmentation"], scene).sum())
     except ValueError as e:
         return [f"{path}: mask of annotation {ann['id']} {e}"]
     return [] if pixels == ann["area"] else [f"{path}: mask of annotation {ann['id']} disagrees with its area"]
@@ -173,7 +184,7 @@ def validate_split(root: Path | str, split: str) -> list[str]:
         return [f"{split}: unreadable meta ({e})"]
     if meta["seed"] < 0:
         return [f"{meta_path(root, split)}: seed {meta['seed']} is negative"]
-    problems, scenes = [], []
+    problems, scenes, meshes = [], [], UnitMeshes(vocab)
     scene_files = sorted(scenes_dir(root, split).glob("*.json"))
     for path in scene_files:
         try:
@@ -185,7 +196,7 @@ def validate_split(root: Path | str, split: str) -> list[str]:
         problems += _check_seed(path.name, scene, meta)
         problems += _check_image(root, scene)
         for i, obj in enumerate(scene["objects"]):
-            problems += _check_object(f"{path.stem} object {i}", obj, scene, vocab, meta["min_visible_pixels"])
+            problems += _check_object(f"{path.stem} object {i}", obj, scene, meshes, meta["min_visible_pixels"])
     named = {p.stem for p in scene_files}
     problems += [f"{p.name}: image without a scene (unfinished; re-run render)" for p in sorted(images_dir(root, split).glob("*.png")) if p.stem not in named]
     missing = missing_files(root, split, meta["num_images"])

@@ -12,7 +12,7 @@ from clevr_ds.dataset import DEFAULT_ROOT
 
 from .options import (allow_incomplete_option, backbone_option, baseline_option, cache_dir_option, checkpoint_option,
                       cover_k_option, feature_options, option, pretrained_option, quiet_option, renamed, seed_option,
-                      source_options, templates_option)  # fmt: skip
+                      source_options, templates_option, verify_option)  # fmt: skip
 
 # Listed here so that --help stays fast (the registry imports torch); a test keeps it equal to the registry.
 METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-max", "oracle-crop", "s2", "detailclip")
@@ -80,10 +80,12 @@ def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,
 @option("--out", type=click.Path(path_type=Path),
         help="Leaderboard CSV (default: RESULTS/leaderboard.csv); .md, .png, .svg and .pdf beside it.")
 @baseline_option
-def leaderboard(results, out, baselines):
+@verify_option
+def leaderboard(results, out, baselines, verify):
     """Merge the runs in RESULTS: CSV, markdown and plot of mAP per bucket, with intervals and paired tests."""
     from benchmark.leaderboard import build_table, to_markdown, write_leaderboard
     from benchmark.results import load_runs
+    from benchmark.verify import summary, verify_runs
 
     if not results.is_dir():
         raise click.ClickException(f"no results folder {results}")
@@ -91,11 +93,14 @@ def leaderboard(results, out, baselines):
         records = load_runs(results, warn=lambda line: click.echo(line, err=True))
         if not records:
             raise click.ClickException(f"no run records (*.json) in {results}")
-        table = build_table(records, baselines)
+        verdicts = verify_runs(records, results) if verify else None
+        table = build_table(records, baselines, verdicts)
     except ValueError as e:
         raise click.ClickException(first_line(e)) from None
     paths = write_leaderboard(table, out or results / "leaderboard.csv")
     click.echo(to_markdown(table), nl=False)
+    if verdicts is not None:
+        click.echo(summary(verdicts), err=True)
     click.echo(f"wrote {', '.join(map(str, paths))}", err=True)
 
 
@@ -106,7 +111,8 @@ def leaderboard(results, out, baselines):
 @baseline_option
 @click.option("--gallery-queries", type=click.IntRange(min=0), default=3, show_default=True, help="Queries shown in the galleries.")
 @renamed("--queries", "--gallery-queries", type=click.IntRange(min=0))
-def report(results, source, out, baselines, gallery_queries):
+@verify_option
+def report(results, source, out, baselines, gallery_queries, verify):
     """One self-contained HTML report of RESULTS: leaderboard with intervals, plot, per-class AP, top-5 galleries."""
     from benchmark.report import build_report
     from clevr_ds.dataset import DatasetError
@@ -116,7 +122,7 @@ def report(results, source, out, baselines, gallery_queries):
         raise click.ClickException(f"no results folder {results}")
     try:
         text = build_report(results, source if source.given else None, baselines, gallery_queries,
-                            warn=lambda line: click.echo(line, err=True))
+                            warn=lambda line: click.echo(line, err=True), verify=verify)
     except (DatasetError, ValueError) as e:
         raise click.ClickException(first_line(e)) from None
     write_together({out: text_writer(text)})

@@ -1,10 +1,12 @@
-"""`clevr-ds validate` checks a CLEVR-DS folder; `export` writes it in CLEVR's scene format (or anew as COCO).
+"""`clevr-ds validate` checks a CLEVR-DS folder; `export` writes it in CLEVR's scene format, as a DOTA folder (or anew as COCO).
 
 `validate` only reads. `export` holds the folder's lock (not while a render writes it), refuses an
-incomplete split unless --allow-incomplete, and writes nothing outside the folder.
+incomplete split unless --allow-incomplete, and writes nothing outside the folder but a DOTA --out.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -40,29 +42,51 @@ def validate(root, splits):
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["clevr", "coco"]), required=True,
-              help="clevr: ROOT/CLEVR_<split>_scenes.json for CLEVR's own tools; coco: rewrite the COCO export and manifest")
+@click.option("--format", "fmt", type=click.Choice(["clevr", "coco", "dota"]), required=True,
+              help="clevr: ROOT/CLEVR_<split>_scenes.json for CLEVR's own tools; coco: rewrite the COCO export and manifest; "
+                   "dota: a DOTA v1.5 folder (images, labelTxt, labelTxt-hbb, classes.txt) that `bench --dota` reads")  # fmt: skip
 @option("--split", "splits", multiple=True, help="split(s) to export (default: all)")
+@option("--out", type=click.Path(path_type=Path), help="--format dota: the DOTA folder of the one split exported (default: ROOT/dota/<split>).")
 @allow_incomplete_option
-def export(root, fmt, splits, allow_incomplete):
+def export(root, fmt, splits, out, allow_incomplete):
     """Write a CLEVR-DS folder's splits in another dataset format."""
     from clevr_ds.dataset import chosen_splits, finished_scenes, load_meta, load_vocabulary
+    from clevr_ds.dota import CLASSES, write_dota
     from clevr_ds.export import write_clevr_scenes, write_exports
     from clevr_ds.schema import SCENE
     from infra.lock import folder_lock
 
     splits = chosen_splits(root, list(splits))
+    if out is not None and (fmt != "dota" or len(splits) != 1):
+        raise click.UsageError(f"--out goes with --format dota and one split (splits: {', '.join(splits)})")
     with folder_lock(root, purpose="export"):
         for split in splits:
             scenes = finished_scenes(root, split, SCENE, allow_incomplete)
+            expected = load_meta(root, split)["num_images"]
             if fmt == "clevr":
                 click.echo(f"{split}: {write_clevr_scenes(root, split, scenes)}")
+            elif fmt == "dota":
+                buckets = _buckets(root, split)
+                folder = write_dota(root, split, scenes, load_vocabulary(root, split), out)
+                click.echo(f"{split}: {folder} (bench --dota {folder} --classes {folder / CLASSES} --buckets {buckets})")
             else:
                 write_exports(root, split, scenes, load_vocabulary(root, split))
                 click.echo(f"{split}: COCO export and manifest rewritten")
-            expected = load_meta(root, split)["num_images"]
             if len(scenes) < expected:
                 click.echo(f"warning: split {split!r}: exported {len(scenes)} of {expected} scenes (incomplete)", err=True)
+
+
+def _buckets(root, split: str) -> str:
+    """The split's default scale buckets as a `--buckets` value that parses back to the same floats."""
+    from benchmark.buckets import default_buckets
+    from clevr_ds.dataset import DatasetError, load_meta, meta_path
+    from clevr_ds.schema import META_BENCH
+
+    scales = load_meta(root, split, META_BENCH)["scales"]
+    try:
+        return ",".join(f"{b.lo!r}-{b.hi!r}" for b in default_buckets(scales))
+    except ValueError as e:  # a malformed scale spec
+        raise DatasetError(f"{meta_path(root, split)}: scales: {e}") from None
 
 
 COMMANDS = [validate, export]

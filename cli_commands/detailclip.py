@@ -59,7 +59,7 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
 @click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
 @option("--classes", "classes_file", type=click.Path(path_type=Path), default=None,
               help="class names, one a line (required for a plain image folder; overrides CLEVR-DS's)")
-@option("--templates", default=RECIPE.templates, show_default=True, help="prompt templates: openai80, short, plain, photo")
+@option("--templates", default=RECIPE.templates, show_default=True, help="prompt templates: openai80, short, plain, photo, aerial")
 @click.option("--queries", type=click.Choice(QUERY_SETS), default=RECIPE.queries, show_default=True,
               help="text queries of the text terms: every (class, template) prompt, the template-averaged "
                    "class embeddings (the benchmark's queries), or both")
@@ -276,6 +276,7 @@ def zero_shot(**opts):
     from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone, pretrained_id
     from detailclip.data import SplitImages
     from detailclip.images import ImageError
+    from detailclip.text import templates_for
     from detailclip.zero_shot import evaluate_zero_shot
     from infra.atomic import write_json
 
@@ -283,6 +284,7 @@ def zero_shot(**opts):
         writable(opts["out"])
     try:
         vocabulary = load_vocabulary(opts["data_dir"], opts["split"])
+        opts["templates"] = templates_for(opts["templates"], vocabulary.prompts)
         data = SplitImages.load(opts["data_dir"], opts["split"], not opts["quiet"], opts["allow_incomplete"])
         backbone = load_backbone(opts["backbone"] or DEFAULT_BACKBONE, opts["pretrained"] or DEFAULT_PRETRAINED,
                                  device=opts["device"])

@@ -43,6 +43,7 @@ MEANINGS = {
     "--split": "a split of the CLEVR-DS folder",
     "--templates": "the prompt template set around class names",
     "--val-split": "the CLEVR-DS split a training validates on",
+    "--verify": "check every run against its saved scores, split and weights (a verified column)",
     "--warmup": "fraction of a training's steps spent warming up the learning rate",
     "--weight-decay": "AdamW weight decay of a training",
 }
@@ -97,8 +98,12 @@ cover_k_option = option("--cover-k", type=click.IntRange(min=1),
                         help="k of Complete Cover and of the grid (default: the checkpoint's, else 10).")
 baseline_option = option("--baseline", "baselines", multiple=True, metavar="NAME",
                          help="Also compare every run with this method or run label (repeatable).")
-templates_option = option("--templates", default="openai80", show_default=True,
-                          help="Prompt template set around class names: openai80, short, plain, photo.")
+templates_option = option("--templates", help="Prompt template set around class names: openai80, short, plain, photo, aerial "
+                                             "(default: the data's own, e.g. a scene family's, else openai80).")
+verify_option = option("--verify", is_flag=True,
+                       help="Recompute every run's figures from its saved scores and check its split against the standard "
+                            "split it names and its weights and checkpoint against their content hashes: a verified column "
+                            "(verified, mismatched: why, unverifiable: why).")  # fmt: skip
 
 
 def checkpoint_option(**kwargs):

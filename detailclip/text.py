@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 TemplateSpec = str | Sequence[str]
+AERIAL_TEMPLATES = (
+    "an aerial photo of a {}.", "a satellite image of a {}.", "a satellite photo of a {}.", "an overhead view of a {}.",
+    "a remote sensing image of a {}.", "a top-down photo of a {}.", "an aerial image showing a {}.",
+)  # fmt: skip
 
 
 def _openai80() -> list[str]:
@@ -24,7 +28,16 @@ TEMPLATE_SETS: dict[str, Callable[[], list[str]]] = {
     "short": _short,  # CLIP's 7-template subset
     "plain": lambda: ["{}"],  # the class name alone
     "photo": lambda: ["a photo of a {}."],
+    "aerial": lambda: list(AERIAL_TEMPLATES),  # the aerial family's prompts (remote sensing wording)
 }
+
+
+DEFAULT_TEMPLATES = "openai80"
+
+
+def templates_for(templates: TemplateSpec | None, prompts: str | None) -> TemplateSpec:
+    """The templates asked for, else the data's own prompt set (a scene family's `prompts`), else DEFAULT_TEMPLATES."""
+    return templates or prompts or DEFAULT_TEMPLATES
 
 
 def resolve_templates(templates: TemplateSpec) -> list[str]:

@@ -33,9 +33,11 @@ class RayCluster:
 def connect(address: str | None) -> bool:
     """Connect this process to the Ray cluster at `address` (see RayCluster), with this project
     importable by its workers, unless it is connected already; True when this call connected (the
-    caller then calls ray.shutdown())."""
-    import ray
-
+    caller then calls ray.shutdown()). ClusterError (one line) when Ray is not installed."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("Ray is not installed: pip install 'clevr-ds[ray]'") from None
     if ray.is_initialized():
         return False
     host, _, port = (address or "").rpartition(":")

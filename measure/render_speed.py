@@ -6,6 +6,7 @@ Cycles reference of the same scene (rendered on a crop around an object, to keep
 
     python -m measure.render_speed                       # 2240 px and 480 px, default presets
     python -m measure.render_speed --sizes 480 --presets default,fast,preview --scenes 2
+    python -m measure.render_speed --families clevr,aerial --sizes 2240 --presets fast   # families side by side
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import click
 import numpy as np
 from PIL import Image
 
-from clevr_ds.sampling import SceneConfig, sample_scene
+from clevr_ds.families import FAMILIES, sample_scene
+from clevr_ds.sampling import SceneConfig
 from clevr_ds.scales import parse_scales
+from clevr_ds.vocab import Vocabulary
 from renderer.engines import configure
-from renderer.render import render_scene
-from renderer.scene_builder import build_scene, reset
+from renderer.render import BUILDERS, render_scene
+from renderer.scene_builder import reset
 from renderer.settings import PRESETS
 
 
@@ -48,7 +51,7 @@ def render_reference_crop(scene: dict, vocab, box, path: Path) -> np.ndarray:
     x0, y0, side = box
     w, h = scene["width"], scene["height"]
     bl = reset()
-    build_scene(scene, vocab)
+    BUILDERS[scene.get("family", "clevr")](scene, vocab)
     configure(bl, PRESETS["reference"], scene["seed"])
     r = bl.render
     r.use_border = r.use_crop_to_border = True
@@ -70,14 +73,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 @click.option("--scenes", type=int, default=1, show_default=True, help="scenes per size")
 @click.option("--scales", default="0.01-0.1", show_default=True)
 @click.option("--crop", type=float, default=0.2, show_default=True, help="PSNR crop side, fraction of the image side")
-def main(sizes, presets, scenes, scales, crop):
+@click.option("--families", default="clevr", show_default=True, help=f"scene families, side by side: {', '.join(FAMILIES)}")
+def main(sizes, presets, scenes, scales, crop, families):
     presets = presets.split(",")
     print(f"bpy {bpy.app.version_string}; times include scene build, render, PNG write, id pass and annotations")
-    print(f"{'size':>5} {'preset':>9} {'engine':>9} {'spp':>4} {'s/img':>7} {'CPU-s/MP':>9} {'annot %':>8} {'PSNR dB':>8}")
+    print(f"{'family':>7} {'size':>5} {'preset':>9} {'engine':>9} {'spp':>4} {'s/img':>7} {'CPU-s/MP':>9} {'annot %':>8} {'PSNR dB':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for size in map(int, sizes.split(",")):
-            config = SceneConfig(split="bench", scales=tuple(parse_scales(scales)), width=size, height=size)
+        for size, family in ((size, family) for size in map(int, sizes.split(",")) for family in families.split(",")):
+            config = SceneConfig(split="bench", scales=tuple(parse_scales(scales)), width=size, height=size,
+                                 vocabulary=Vocabulary.of_family(family), family=family)
             sampled = [sample_scene(config, i) for i in range(scenes)]
             refs = [render_reference_crop(s, config.vocabulary, crop_box(s, crop), tmp / f"ref{i}.png") for i, s in enumerate(sampled)]
             render_scene(sampled[0], config.vocabulary, PRESETS[presets[0]], tmp / "warmup.png", 16)
@@ -95,7 +100,7 @@ def main(sizes, presets, scenes, scales, crop):
                 mp = size * size / 1e6
                 p = PRESETS[name]
                 print(
-                    f"{size:>5} {name:>9} {p.engine:>9} {p.samples:>4} {np.mean(walls):>7.2f} {np.mean(cpus) / mp:>9.2f} "
+                    f"{family:>7} {size:>5} {name:>9} {p.engine:>9} {p.samples:>4} {np.mean(walls):>7.2f} {np.mean(cpus) / mp:>9.2f} "
                     f"{100 * np.mean(annot):>8.1f} {np.mean(quality):>8.2f}",
                     flush=True,
                 )

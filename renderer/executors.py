@@ -76,7 +76,9 @@ def _die_with_parent() -> None:
 
 
 def _start_worker(job: dict, folder: Path, key: int) -> tuple[subprocess.Popen, Path]:
-    """Start a worker on `job`; its job file, log and TMPDIR are in `folder`; stdout is a pipe."""
+    """Start a worker on `job`; its job file, log and TMPDIR are in `folder`; stdout is a pipe. The worker
+    runs in the project's folder, so it gets absolute paths."""
+    folder = folder.resolve()
     job_file, log_file = folder / f"job{key}.json", folder / f"job{key}.log"
     write_json(job_file, job)
     with open(log_file, "w") as log:

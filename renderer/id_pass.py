@@ -57,10 +57,13 @@ def render_ids(scene: bpy.types.Scene, objects: list[bpy.types.Object], predicte
     black = _emission("id_background", 0.0)
     for obj in scene.objects:
         if obj.type == "MESH":
-            obj.material_slots[0].link = "OBJECT"
-            obj.material_slots[0].material = black
+            for slot in obj.material_slots:
+                slot.link = "OBJECT"
+                slot.material = black
     for i, obj in enumerate(objects):
-        obj.material_slots[0].material = _emission(f"id_{i}", float(i + 1))
+        emission = _emission(f"id_{i}", float(i + 1))
+        for slot in obj.material_slots:
+            slot.material = emission
     _set_region(scene, predicted_boxes)
     img = scene.render.image_settings
     img.file_format = "OPEN_EXR"

@@ -27,12 +27,14 @@ from clevr_ds import GENERATOR_NAME, GENERATOR_VERSION
 from clevr_ds.dataset import (DATASET_NAME, MAX_IMAGES, defining, image_file, load_meta, load_scenes, meta_path,
                               scene_path, written_folders)  # fmt: skip
 from clevr_ds.export import rewrite_exports
-from clevr_ds.sampling import SceneConfig, config_to_dict, sample_scene
+from clevr_ds.families import sample_scene
+from clevr_ds.sampling import SceneConfig, config_to_dict
 from clevr_ds.schema import META_COUNT
 from infra.atomic import remove_stale_temporaries, write_json
 from infra.lock import folder_lock
 from infra.paths import plain_name
 
+from .assets import store_assets
 from .executors import PROJECT_ROOT, Executor, LocalPool, worker_bytes, worker_command, worker_env
 from .settings import RenderError, RenderSettings
 
@@ -113,9 +115,11 @@ def render_split(
     chunk_size: int = 8,
     quiet: bool = False,
     executor: Executor | None = None,
+    assets: Path | str | None = None,
 ) -> list[dict]:
     """Render scenes 0..num_images-1 of `config.split` into `out` with `executor` (default: a
-    `LocalPool` of `workers`), in jobs of `chunk_size` scenes; return all finished scenes."""
+    `LocalPool` of `workers`), in jobs of `chunk_size` scenes; return all finished scenes. `assets`:
+    the folder of the user's models in `config.vocabulary` (`renderer.assets`), stored in `out` first."""
     executor = executor or LocalPool(workers)
     out = Path(out)
     check_request(config, settings, num_images, workers)
@@ -129,6 +133,8 @@ def render_split(
         split = config.split
         for folder in written_folders(out, split):
             remove_stale_temporaries(folder)  # left by a killed writer
+        if assets is not None:
+            store_assets(assets, out)
         todo = [i for i in range(num_images) if not _finished(out, config.split, i)]
         scenes = [sample_scene(config, i) for i in todo]
         write_json(meta_path(out, config.split), meta, indent=2, root=out)

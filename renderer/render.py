@@ -13,21 +13,28 @@ from pathlib import Path
 import bpy
 
 from clevr_ds.annotate import annotate_objects
+from clevr_ds.obb import UnitMeshes
 from clevr_ds.png import without_text
 from clevr_ds.vocab import Vocabulary
 from infra.atomic import atomic_path
 
+from . import aerial_builder, scene_builder
 from .engines import configure
 from .id_pass import render_ids
-from .scene_builder import build_scene, reset
+from .scene_builder import reset
 from .settings import RenderSettings
+
+BUILDERS = {"clevr": scene_builder.build_scene, "aerial": aerial_builder.build_scene}  # by scene family
+# Families whose scene JSONs keep the fields they had when their standard splits were published (no
+# stored oriented boxes: exports and validate derive them), so that their content hashes hold.
+FROZEN_FAMILIES = ("clevr",)
 
 
 def render_scene(scene: dict, vocab: Vocabulary, settings: RenderSettings, image_file: Path, min_visible_pixels: int) -> dict:
     """Render `scene` to `image_file` (atomically) and return the scene with its annotations."""
     t0 = time.perf_counter()
     bl_scene = reset()
-    objects = build_scene(scene, vocab)
+    objects = BUILDERS[scene.get("family", "clevr")](scene, vocab)
     configure(bl_scene, settings, scene["seed"])
     with atomic_path(image_file) as tmp:
         bl_scene.render.filepath = str(tmp)
@@ -37,7 +44,8 @@ def render_scene(scene: dict, vocab: Vocabulary, settings: RenderSettings, image
     t1 = time.perf_counter()
     ids = render_ids(bl_scene, objects, [o["projected_bbox"] for o in scene["objects"]])
     annotated = dict(scene, objects=[dict(o) for o in scene["objects"]])
-    annotate_objects(annotated, ids, min_visible_pixels)
+    family = scene.get("family", "clevr")
+    annotate_objects(annotated, ids, min_visible_pixels, None if family in FROZEN_FAMILIES else UnitMeshes(vocab))
     t2 = time.perf_counter()
     annotated["render"] = {
         **settings.to_dict(),

@@ -1,4 +1,7 @@
-"""Build a Blender scene from a sampled CLEVR-DS scene dict, entirely from code (no .blend assets)."""
+"""Build a Blender scene from a sampled CLEVR-DS scene dict, entirely from code (no .blend assets).
+
+`build_scene` builds the CLEVR family; its pieces (camera, lights, materials, meshes) serve the
+other families' builders (`renderer.aerial_builder`)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from clevr_ds.assets import ORIGINAL
 from clevr_ds.camera import SENSOR_WIDTH_MM
 from clevr_ds.shapes import unit_mesh
 from clevr_ds.vocab import Vocabulary
@@ -24,7 +28,7 @@ def reset() -> bpy.types.Scene:
     return bpy.context.scene
 
 
-def _principled(name: str, color, metallic: float, roughness: float, specular: float) -> bpy.types.Material:
+def principled(name: str, color, metallic: float, roughness: float, specular: float) -> bpy.types.Material:
     mat = bpy.data.materials.new(name)
     bsdf = mat.node_tree.nodes.get("Principled BSDF") or mat.node_tree.nodes.new("ShaderNodeBsdfPrincipled")
     bsdf.inputs["Base Color"].default_value = (*color, 1.0)
@@ -35,7 +39,7 @@ def _principled(name: str, color, metallic: float, roughness: float, specular: f
     return mat
 
 
-def _mesh(name: str, vertices: np.ndarray, faces, smooth: bool) -> bpy.types.Mesh:
+def new_mesh(name: str, vertices: np.ndarray, faces, smooth: bool) -> bpy.types.Mesh:
     mesh = bpy.data.meshes.new(name)
     mesh.from_pydata(vertices.tolist(), [], [list(f) for f in faces])
     mesh.validate()
@@ -44,19 +48,19 @@ def _mesh(name: str, vertices: np.ndarray, faces, smooth: bool) -> bpy.types.Mes
     return mesh
 
 
-def _link(name: str, data) -> bpy.types.Object:
+def link_object(name: str, data) -> bpy.types.Object:
     obj = bpy.data.objects.new(name, data)
     bpy.context.scene.collection.objects.link(obj)
     return obj
 
 
-def _add_camera(scene_dict: dict) -> None:
+def add_camera(scene_dict: dict, clip_end: float = 2000.0) -> None:
     cam = scene_dict["camera"]
     data = bpy.data.cameras.new("camera")
     data.lens = cam["focal_mm"]
     data.sensor_width = SENSOR_WIDTH_MM
     data.sensor_fit = "AUTO"
-    data.clip_start, data.clip_end = 0.05, 2000.0
+    data.clip_start, data.clip_end = 0.05, clip_end
     obj = bpy.data.objects.new("camera", data)
     c2w = np.linalg.inv(np.asarray(cam["world_to_camera"])) @ _CV_TO_BLENDER
     obj.matrix_world = Matrix(c2w.tolist())
@@ -64,7 +68,7 @@ def _add_camera(scene_dict: dict) -> None:
     bpy.context.scene.camera = obj
 
 
-def _add_lights(lights: list[dict]) -> None:
+def add_lights(lights: list[dict]) -> None:
     for light in lights:
         data = bpy.data.lights.new(light["name"], type="SUN")
         data.energy = light["strength"]
@@ -76,44 +80,55 @@ def _add_lights(lights: list[dict]) -> None:
         bpy.context.scene.collection.objects.link(obj)
 
 
-def _add_world() -> None:
+def add_world(color=WORLD_COLOR, strength: float = WORLD_STRENGTH) -> None:
     world = bpy.data.worlds.new("world")
     bg = world.node_tree.nodes.get("Background") or world.node_tree.nodes.new("ShaderNodeBackground")
-    bg.inputs["Color"].default_value = (*WORLD_COLOR, 1.0)
-    bg.inputs["Strength"].default_value = WORLD_STRENGTH
+    bg.inputs["Color"].default_value = (*color, 1.0)
+    bg.inputs["Strength"].default_value = strength
     bpy.context.scene.world = world
 
 
-def build_scene(scene_dict: dict, vocab: Vocabulary) -> list[bpy.types.Object]:
-    """Populate the current (empty) Blender scene; return the objects in annotation order."""
+def set_resolution(scene_dict: dict) -> None:
     scene = bpy.context.scene
     scene.render.resolution_x = scene_dict["width"]
     scene.render.resolution_y = scene_dict["height"]
     scene.render.resolution_percentage = 100
-    _add_camera(scene_dict)
-    _add_lights(scene_dict["lights"])
-    _add_world()
-    ground_v = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], dtype=float) * GROUND_SIZE / 2
-    ground = _link("ground", _mesh("ground", ground_v, [(0, 1, 2, 3)], smooth=False))
-    ground.data.materials.append(_principled("ground", GROUND_COLOR, 0.0, 0.6, 0.3))
 
-    materials = {}
-    objects = []
+
+def build_scene(scene_dict: dict, vocab: Vocabulary) -> list[bpy.types.Object]:
+    """Populate the current (empty) Blender scene with a CLEVR scene; return the objects in annotation order."""
+    set_resolution(scene_dict)
+    add_camera(scene_dict)
+    add_lights(scene_dict["lights"])
+    add_world()
+    ground_v = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], dtype=float) * GROUND_SIZE / 2
+    ground = link_object("ground", new_mesh("ground", ground_v, [(0, 1, 2, 3)], smooth=False))
+    ground.data.materials.append(principled("ground", GROUND_COLOR, 0.0, 0.6, 0.3))
+
     meshes = {}
     for name, params in vocab.shapes.items():
-        meshes[name] = _mesh(name, *unit_mesh(params), smooth=params["mesh"] != "box")
+        meshes[name] = new_mesh(name, *unit_mesh(params), smooth=params["mesh"] != "box")
         meshes[name].materials.append(None)  # one slot, filled per object
-    for i, o in enumerate(scene_dict["objects"]):
+    return add_objects(scene_dict["objects"], vocab, meshes)
+
+
+def add_objects(objects: list[dict], vocab: Vocabulary, meshes: dict[str, bpy.types.Mesh]) -> list[bpy.types.Object]:
+    """Link one Blender object per scene object (its mesh by shape; slot 0 takes its colour and material,
+    unless its colour is ORIGINAL: a user's model keeps its own materials)."""
+    materials = {}
+    linked = []
+    for i, o in enumerate(objects):
         key = (o["color"], o["material"])
-        if key not in materials:
+        if key not in materials and o["color"] != ORIGINAL:
             m = vocab.materials[o["material"]]
-            materials[key] = _principled(f"{o['color']}_{o['material']}", vocab.linear_rgb(o["color"]), m["metallic"], m["roughness"], m["specular"])
-        obj = _link(f"object_{i:03d}", meshes[o["shape"]])
+            materials[key] = principled(f"{o['color']}_{o['material']}", vocab.linear_rgb(o["color"]), m["metallic"], m["roughness"], m["specular"])
+        obj = link_object(f"object_{i:03d}", meshes[o["shape"]])
         obj.scale = (o["size"],) * 3
         obj.rotation_euler = (0.0, 0.0, np.deg2rad(o["rotation"]))
         obj.location = o["3d_coords"]
         obj.pass_index = i + 1
-        obj.material_slots[0].link = "OBJECT"
-        obj.material_slots[0].material = materials[key]
-        objects.append(obj)
-    return objects
+        if o["color"] != ORIGINAL:
+            obj.material_slots[0].link = "OBJECT"
+            obj.material_slots[0].material = materials[key]
+        linked.append(obj)
+    return linked

@@ -20,6 +20,7 @@ from infra.atomic import write_json
 from infra.jsonio import read_json
 from infra.paths import inside, plain_name
 
+from .assets import resolved
 from .engines import enable_gpu
 from .render import render_scene
 from .settings import RenderError, RenderSettings
@@ -35,7 +36,7 @@ def _output_paths(out: Path, scene: dict, source: Path) -> tuple[Path, Path]:
 
 def run_job(job: dict, source: Path) -> None:
     out = Path(job["out"])
-    vocab = Vocabulary.from_dict(job["vocabulary"])
+    vocab = resolved(Vocabulary.from_dict(job["vocabulary"]), out, source)
     settings = RenderSettings(**job["settings"])
     for scene in job["scenes"]:
         image, scene_file = _output_paths(out, scene, source)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from clevr_ds.scales import ScaleRange, format_scales, parse_int_range, parse_scales, range_for_image
+from clevr_ds.scales import ScaleRange, format_scales, parse_int_range, parse_scales, parse_size, range_for_image
 
 
 def test_single_and_multiple_ranges():
@@ -52,3 +52,12 @@ def test_int_ranges():
     for bad in ("0-3", "5-2", "x", "3-"):
         with pytest.raises(ValueError, match="--objects"):
             parse_int_range(bad, "--objects")
+
+
+def test_parse_size_reads_n_as_square_and_wxh_as_width_by_height():
+    assert parse_size("2240") == parse_size(2240) == (2240, 2240)
+    assert parse_size("320x192") == parse_size(" 320 X 192 ") == (320, 192)
+    for bad in ("", "12x", "x12", "axb", "100x100x3", "-5", "1.5x2", "3,4"):
+        with pytest.raises(ValueError) as refused:
+            parse_size(bad)
+        assert str(refused.value) == f"{bad!r} is not N or WxH, e.g. 2240 or 320x192"

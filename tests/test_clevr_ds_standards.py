@@ -19,8 +19,8 @@ from clevr_ds.standards import STANDARDS, Standard
 
 TINY = Standard(
     title="CLEVR-DS tiny", splits={"val": 2}, hashes={},
-    options={"scales": "0.15-0.3", "resolution": 64, "objects": "2-3", "min_visible_pixels": 16,
-             "engine": None, "samples": None, "denoise": None, "preset": "fast", "seed": 7},
+    options={"scales": "0.15-0.3", "resolution": 64, "objects": "2-3", "family": "clevr", "gsd": None, "assets": None,
+             "max_tilt": 0.0, "min_visible_pixels": 16, "engine": None, "samples": None, "denoise": None, "preset": "fast", "seed": 7},
 )
 TINY_AS_FLAGS = ["--split", "val", "-n", "2", "--scales", "0.15-0.3", "--resolution", "64", "--objects", "2-3",
                  "--preset", "fast", "--seed", "7"]
@@ -90,7 +90,7 @@ def test_flags_that_contradict_a_standard_are_one_line_and_write_nothing(flags, 
 
 def test_an_unknown_standard_is_one_line_naming_the_known_ones(tmp_path, capsys):
     assert main(["render", "--standard", "v9", "--out", str(tmp_path / "out")]) != 0
-    assert capsys.readouterr().err == "error: unknown --standard 'v9'; choose from quick, v1\n"
+    assert capsys.readouterr().err == "error: unknown --standard 'v9'; choose from quick, v1, aerial-v1\n"
     assert not (tmp_path / "out").exists()
 
 
@@ -101,6 +101,7 @@ def test_flags_equal_to_the_standard_and_execution_flags_are_accepted():
     ctx = render.make_context("render", ["--standard", "v1", "--preset", "fast", "--seed", "0", "--workers", "2"])
     fixed = standard_options(ctx, "v1")
     assert fixed == {"split": "test", "num_images": 200, "resolution": 2240, "scales": "0.01-0.1", "objects": "3-10",
+                     "family": "clevr", "gsd": None, "assets": None, "max_tilt": 0.0,
                      "preset": "fast", "seed": 0, "min_visible_pixels": 16, "engine": None, "samples": None,
                      "denoise": None, "out": "output/clevr-ds-bench-v1"}  # fmt: skip
     ctx = render.make_context("render", ["--standard", "v1", "--out", "elsewhere"])

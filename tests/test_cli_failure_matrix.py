@@ -25,6 +25,7 @@ from cli import main
 from infra.lock import LOCK_NAME
 from tests.benchmark_fixtures import TINY_BACKBONE, make_checkpoint
 from tests.hostile_fs import FILLER, file_in_the_way, full_disk, read_only_disk, symlink_out, tree
+from tests.test_clevr_ds_integrity import edit_json
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +64,7 @@ def world(tiny_dataset, tmp_path_factory) -> World:
 WRITERS: dict[str, Callable[[World, Path], list[str]]] = {
     "render": lambda w, out: ["render", "--out", str(out / "ds"), "--split", "val", "-n", "1", *TINY_RENDER_ARGS],
     "export": lambda w, out: ["export", str(out / "data"), "--format", "coco"],
+    "export --format dota": lambda w, out: ["export", str(w.data), "--format", "dota", "--out", str(out / "dota")],
     "train": lambda w, out: ["train", "--data", str(w.data), "--split", "val", "--val-split", "val", *RANDOM, "--size", "tiny",
                              "--cover-k", "2", "--templates", "short", "--epochs", "1", "--batch-size", "2", "--cache-dir", "none",
                              "--out", str(out / "fusion.pt"), "--quiet"],
@@ -175,6 +177,7 @@ def test_a_symlinked_dataset_folder_leaving_the_root_is_refused(capsys, world, t
 # Writers of a folder hold its lock: a second writer is one line naming the first, and writes nothing.
 LOCKED_WRITERS: dict[str, Callable[[World], tuple[list[str], Path]]] = {
     "export": lambda w: (["export", str(w.data), "--format", "coco"], w.data),
+    "export --format dota": lambda w: (WRITERS["export --format dota"](w, w.results), w.results / "dota"),
     "render --resume": lambda w: (["render", "--out", str(w.data), "--split", "val", "--resume", "--quiet"], w.data),
     "bench": lambda w: (DATASET_READERS["bench"](w.data, w.results), w.results),
     "train": lambda w: (DATASET_READERS["train"](w.data, w.results), w.results / "fusion.pt"),
@@ -222,6 +225,10 @@ BAD_INPUTS: dict[str, tuple[Callable[[World, Path], list[str]], Callable[[World]
     "export: a scene nested 200k deep": (lambda w, out: ["export", str(w.data), "--format", "coco"],
                                          lambda w: _deep(sorted((w.data / "scenes" / "val").glob("*.json"))[0])),
     "export: --split ../../x": (lambda w, out: ["export", str(w.data), "--format", "coco", "--split", "../../x"], lambda w: None),
+    "export --format dota: a mask of another size": (
+        WRITERS["export --format dota"],
+        lambda w: edit_json(sorted((w.data / "scenes" / "val").glob("*.json"))[0],
+                            lambda s: s["objects"][0]["mask"].update(size=[64, 64]))),
     "bench: a meta nested 200k deep": (lambda w, out: DATASET_READERS["bench"](w.data, out), lambda w: _deep(w.data / "meta" / "val.json")),
     "leaderboard: split_hash 12345": (lambda w, out: ["leaderboard", str(w.results), "--out", str(out / "b.csv")], lambda w: _bad_run(w.results)),
     "report: a scores_file outside": (lambda w, out: ["report", str(w.results), "--out", str(out / "r.html")],

@@ -15,8 +15,14 @@ from .base import Encoded, Method
 from .registry import register
 
 
-@lru_cache(maxsize=4)
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, cached while its size and modification time stay the same."""
+    stat = Path(path).stat()
+    return _sha256(Path(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
