@@ -58,24 +58,39 @@ def sample_layout(rng: np.random.Generator, half_extent: float, gsd: float) -> d
     return layout
 
 
-def along_across(xy: np.ndarray, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+Points = np.ndarray | tuple[np.ndarray, np.ndarray]
+
+
+def _split(points) -> tuple[np.ndarray, np.ndarray]:
+    """Ground points as x and y: from an (..., 2) array, or an (x, y) pair of broadcastable arrays (a grid
+    as a row of x and a column of y, never materialised as points)."""
+    if isinstance(points, tuple):
+        return points
+    points = np.asarray(points, dtype=float)
+    return points[..., 0], points[..., 1]
+
+
+def along_across(points: Points, angle_deg: float, origin=(0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of `points` along and across the direction `angle_deg` (degrees from east), from `origin`."""
+    x, y = _split(points)
+    x, y = x - origin[0], y - origin[1]
     a = np.deg2rad(angle_deg)
-    return xy[..., 0] * np.cos(a) + xy[..., 1] * np.sin(a), -xy[..., 0] * np.sin(a) + xy[..., 1] * np.cos(a)
+    return x * np.cos(a) + y * np.sin(a), -x * np.sin(a) + y * np.cos(a)
 
 
-def in_lot(lot: dict, xy: np.ndarray) -> np.ndarray:
-    """Whether points `xy` (..., 2) lie in `lot`."""
-    along, across = along_across(xy - np.asarray(lot["center_m"]), lot["angle_deg"])
+def in_lot(lot: dict, points: Points) -> np.ndarray:
+    """Whether `points` lie in `lot`."""
+    along, across = along_across(points, lot["angle_deg"], lot["center_m"])
     return (np.abs(along) < lot["size_m"][0] / 2) & (np.abs(across) < lot["size_m"][1] / 2)
 
 
-def on_road(road: dict, xy: np.ndarray) -> np.ndarray:
-    """Whether points `xy` (..., 2) lie on `road`."""
-    return np.abs(along_across(xy, road["angle_deg"])[1] - road["offset_m"]) < road["width_m"] / 2
+def on_road(road: dict, points: Points) -> np.ndarray:
+    """Whether `points` lie on `road`."""
+    return np.abs(along_across(points, road["angle_deg"])[1] - road["offset_m"]) < road["width_m"] / 2
 
 
-def _water(water: dict, xy: np.ndarray) -> np.ndarray:
-    along, across = along_across(xy, water["angle_deg"])
+def _water(water: dict, points: Points) -> np.ndarray:
+    along, across = along_across(points, water["angle_deg"])
     d = across - water["offset_m"] - water["amp_m"] * np.sin(2 * np.pi * along / water["wavelength_m"] + water["phase"])
     return np.abs(d) < water["width_m"] / 2 if water["kind"] == "river" else d > 0
 
@@ -113,31 +128,32 @@ def field_noise_grid(seed: int, xs: np.ndarray, ys: np.ndarray, half_extent: flo
     return wy @ _lattice(seed, cells).T @ wx.T
 
 
-def cover_at(layout: dict, xy: np.ndarray, field: np.ndarray | None = None) -> np.ndarray:
-    """The cover index (COVERS) at ground points `xy` (..., 2) in metres (`field`: their field noise, if known)."""
-    xy = np.asarray(xy, dtype=float)
-    field = field_noise(layout["field_seed"], xy, layout["half_extent_m"]) if field is None else field
+def cover_at(layout: dict, points: Points, field: np.ndarray | None = None) -> np.ndarray:
+    """The cover index (COVERS) at ground `points` in metres (`field`: their field noise, if known)."""
+    x, y = _split(points)
+    if field is None:
+        field = field_noise(layout["field_seed"], np.stack(np.broadcast_arrays(x, y), -1), layout["half_extent_m"])
     out = np.where(field < SOIL_SHARE, SOIL, GRASS)
     for lot in layout["lots"]:
-        out[in_lot(lot, xy)] = LOT
+        out[in_lot(lot, (x, y))] = LOT
     for road in layout["roads"]:
-        out[on_road(road, xy)] = ROAD
+        out[on_road(road, (x, y))] = ROAD
     if layout["water"] is not None:
-        out[_water(layout["water"], xy)] = WATER
+        out[_water(layout["water"], (x, y))] = WATER
     return out
 
 
-def _markings(layout: dict, xy: np.ndarray, gsd: float) -> np.ndarray:
+def _markings(layout: dict, grid: tuple[np.ndarray, np.ndarray], gsd: float) -> np.ndarray:
     """Dashed centre lines on roads and stall lines in lots, each at least a pixel wide."""
     line = max(0.15, gsd)
-    marked = np.zeros(xy.shape[:-1], dtype=bool)
+    marked = np.zeros(np.broadcast_shapes(grid[0].shape, grid[1].shape), dtype=bool)
     for road in layout["roads"]:
-        along, across = along_across(xy, road["angle_deg"])
+        along, across = along_across(grid, road["angle_deg"])
         marked |= (np.abs(across - road["offset_m"]) < line / 2) & (np.mod(along, 12.0) < 6.0)
     for lot in layout["lots"]:
-        along, across = along_across(xy - np.asarray(lot["center_m"]), lot["angle_deg"])
+        along, across = along_across(grid, lot["angle_deg"], lot["center_m"])
         stall = (np.mod(along, 2.6) < line) & (np.abs(np.abs(across) - lot["size_m"][1] / 4) < 2.5)
-        marked |= in_lot(lot, xy) & stall
+        marked |= in_lot(lot, grid) & stall
     return marked
 
 
@@ -146,11 +162,11 @@ def texture(layout: dict, pixels: int, gsd: float) -> np.ndarray:
     r, seed = layout["half_extent_m"], layout["field_seed"]
     xs = (np.arange(pixels) + 0.5) / pixels * 2 * r - r
     ys = xs[::-1]
-    xy = np.stack(np.meshgrid(xs, ys, indexing="xy"), -1)
-    cover = cover_at(layout, xy, field_noise_grid(seed, xs, ys, r))
+    grid = (xs[None, :], ys[:, None])
+    cover = cover_at(layout, grid, field_noise_grid(seed, xs, ys, r))
     grain = np.random.default_rng(seed + 1).standard_normal((pixels, pixels), dtype=np.float32)
     broad = field_noise_grid(seed + 2, xs, ys, r, 4 * FIELD_CELLS).astype(np.float32) - 0.5
     shade = 1 + COVER_NOISE[cover].astype(np.float32) * (0.5 * grain + 1.5 * broad)
     rgb = COVER_RGB.astype(np.float32)[cover] * shade[..., None]
-    rgb[_markings(layout, xy, gsd) & np.isin(cover, (ROAD, LOT))] = MARKING_RGB
+    rgb[_markings(layout, grid, gsd) & np.isin(cover, (ROAD, LOT))] = MARKING_RGB
     return np.clip(rgb, 0, 1)

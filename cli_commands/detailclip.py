@@ -271,7 +271,8 @@ def train_backbone(**opts):
 @allow_incomplete_option
 @quiet_option
 def zero_shot(**opts):
-    """Zero-shot "<colour> <shape>" accuracy of a backbone on the single-object crops of a split."""
+    """Zero-shot class accuracy ("<colour> <shape>", or the shape alone for aerial scenes) of a backbone
+    on the single-object crops of a split."""
     from clevr_ds.dataset import DatasetError, load_vocabulary
     from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone, pretrained_id
     from detailclip.data import SplitImages
@@ -296,8 +297,9 @@ def zero_shot(**opts):
                f"{opts['data_dir']}, templates {opts['templates']}")
     click.echo(f"{'factor':>6} {'object px':>9} {'items':>5} {'accuracy':>8} {'colour':>6} {'shape':>6}")
     for r in reports:
+        colour = "-" if r["colour_accuracy"] is None else f"{r['colour_accuracy']:.3f}"
         click.echo(f"{r['factor']:>6g} {r['object_pixels']:>9.1f} {r['items']:>5d} {r['accuracy']:>8.3f} "
-                   f"{r['colour_accuracy']:>6.3f} {r['shape_accuracy']:>6.3f}")
+                   f"{colour:>6} {r['shape_accuracy']:>6.3f}")
     if opts["out"]:
         write_json(opts["out"], {"backbone": backbone.identity, "data": str(opts["data_dir"]), "split": opts["split"],
                                  "min_pixels": opts["min_pixels"], "templates": opts["templates"], "reports": reports},

@@ -53,13 +53,16 @@ def predict_classes(backbone: Backbone, patches: torch.Tensor, classes: torch.Te
 
 
 def class_accuracy(predicted: torch.Tensor, objects: list[dict], vocabulary: Vocabulary) -> dict:
-    """Exact, colour and shape accuracy of predicted class indices (`vocabulary.classes` order)."""
+    """Exact, colour and shape accuracy of predicted class indices (`vocabulary.classes` order); colour
+    accuracy is None where classes do not name a colour (the aerial family)."""
     attributes = vocabulary.class_attributes
     guesses = [attributes[i] for i in predicted.tolist()]
     count = len(objects)
+    colour = sum(g[0] == o["color"] for g, o in zip(guesses, objects)) / count if vocabulary.by_color else None
     return {"items": count,
-            "accuracy": sum(g == (o["color"], o["shape"]) for g, o in zip(guesses, objects)) / count,
-            "colour_accuracy": sum(g[0] == o["color"] for g, o in zip(guesses, objects)) / count,
+            "accuracy": sum(vocabulary.class_of(*g) == vocabulary.class_of(o["color"], o["shape"])
+                            for g, o in zip(guesses, objects)) / count,
+            "colour_accuracy": colour,
             "shape_accuracy": sum(g[1] == o["shape"] for g, o in zip(guesses, objects)) / count}
 
 

@@ -26,6 +26,14 @@ def test_class_accuracy_splits_colour_and_shape():
     assert vocabulary.classes == [f"{c} {s}" for c, s in vocabulary.class_attributes]
 
 
+def test_class_accuracy_of_shape_classes_has_no_colour_figure():
+    vocabulary = Vocabulary.of_family("aerial")
+    objects = [{"color": "red", "shape": "car"}, {"color": "white", "shape": "ship"}, {"color": "gray", "shape": "bus"}]
+    predicted = torch.tensor([vocabulary.classes.index(g) for g in ("car", "small boat", "bus")])
+    assert class_accuracy(predicted, objects, vocabulary) == {"items": 3, "accuracy": 2 / 3, "colour_accuracy": None,
+                                                              "shape_accuracy": 2 / 3}
+
+
 def test_single_object_items_follow_the_crops(tiny_dataset):
     data = SplitImages.load(tiny_dataset, "val")
     rule = VisibilityRule(64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,9 +26,14 @@ PACKAGES = {"infra", "clevr_ds", "renderer", "detailclip", "benchmark", "cli_com
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
-                   check=True, capture_output=True, cwd=ROOT)  # fmt: skip
+    """sdist and wheel, built from a copy of the files git tracks (the build writes build/ beside its source)."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("dist")
+    tracked = subprocess.run(["git", "ls-files", "-z"], check=True, capture_output=True, cwd=ROOT).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(source)],
+                   check=True, capture_output=True, cwd=source)  # fmt: skip
     return out
 
 
