@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from infra.errors import ToolkitError
@@ -138,4 +138,4 @@ def with_assets(vocab: Vocabulary, specs: list[AssetSpec], measured: list[dict],
                             "colors": [ORIGINAL], "materials": [ORIGINAL]}  # fmt: skip
     colors = {**vocab.colors, ORIGINAL: tuple(ORIGINAL_RGB)}
     materials = {**vocab.materials, ORIGINAL: {"metallic": 0.0, "roughness": 0.5, "specular": 0.5}}
-    return Vocabulary(vocab.name, shapes, colors, materials, vocab.class_name, vocab.prompts)
+    return replace(vocab, shapes=shapes, colors=colors, materials=materials)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from clevr_ds.assets import AssetError, folder_files, folder_hash, read_manifest, stored_folder, with_assets
@@ -54,4 +55,4 @@ def resolved(vocab: Vocabulary, root: Path, source: Path) -> Vocabulary:
                 raise AssetError(f"{source}: model {params['file']!r} of class {name!r} is missing from {root}")
             params = dict(params, file=str(path))
         shapes[name] = params
-    return Vocabulary(vocab.name, shapes, vocab.colors, vocab.materials, vocab.class_name, vocab.prompts)
+    return replace(vocab, shapes=shapes)
