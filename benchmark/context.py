@@ -28,7 +28,8 @@ class BenchContext:
     seed: int = 0
     image_size: int | None = None  # forced CLIP input size of the run's backbone (None: its own)
     device: str | None = None
-    cover_k: int = 10
+    cover_k: int | str = 10  # or "auto" (detailclip.cover.AUTO_K)
+    fusion_k: int | str | None = None  # the cover detailclip cuts with (None: its checkpoint's k)
     checkpoint: Path | None = None
     cache_dir: Path | None = None
     batch_size: int = 4
@@ -42,7 +43,8 @@ class BenchContext:
     def on_backbone(cls, source: Source, chosen: dict, **options) -> "BenchContext":
         """A context on the backbone that `runner.resolve_backbone` chose; `options` set the other fields."""
         return cls(source=source, backbone_name=chosen["backbone"], pretrained=chosen["pretrained"], seed=chosen["seed"],
-                   image_size=chosen["image_size"], cover_k=chosen["cover_k"], **options)  # fmt: skip
+                   image_size=chosen["image_size"], cover_k=chosen["cover_k"], fusion_k=chosen["fusion_k"],
+                   **options)  # fmt: skip
 
     @property
     def object_bboxes(self) -> list[list[list[float]]]:
@@ -72,6 +74,13 @@ class BenchContext:
                 object_bboxes=self.object_bboxes if scheme == "objects" else None, cluster=self.cluster,
             )  # fmt: skip
         return self._features[key]
+
+    def cover_record(self, k: int | str, image_size: int | None = None) -> dict | None:
+        """The rule and each image's k of an auto cover on the backbone at `image_size`; None for a fixed k."""
+        from detailclip.cover import auto_k_record
+
+        sizes = [(image.height, image.width) for image in self.source.images]
+        return auto_k_record(k, sizes, self.backbone(image_size).image_size)
 
     def class_embeddings(self, classes: list[str], templates: str, image_size: int | None = None) -> torch.Tensor:
         """Template-averaged class queries [Q, D] from the text tower of the backbone at `image_size`."""

@@ -87,6 +87,7 @@ OPTIONAL_SPEC = {  # fields that older runs (or other methods) lack; set, they h
     "method_settings": {"checkpoint": Optional(str), "checkpoint_sha256": Optional(str)},
     "cost": {"encode_device": Optional(str), "encode_threads": Optional(int)},
     "pretrained_id": Optional(str), "standard": Optional({"name": str, "split": str}),
+    "cover_k": Optional({"rule": str, "input_size": int, "per_image": ListOf(int)}),  # an auto cover's
     "metrics": {"bootstrap": {"seed": Optional(int)}},
     "software": {"git": Optional({"commit": str, "dirty": bool})},
 }  # fmt: skip

@@ -49,7 +49,7 @@ class BenchConfig:
     buckets: list[Bucket] | None = None
     min_visible_pixels: int = 0
     templates: str | None = None  # None: the source's own prompts, else detailclip.text.DEFAULT_TEMPLATES
-    cover_k: int | None = None
+    cover_k: int | str | None = None  # or "auto"
     out: Path = Path("results")
     save_scores: bool = False
     skip_existing: bool = False
@@ -62,15 +62,16 @@ class BenchConfig:
 
 
 def resolve_backbone(checkpoint: Path | None = None, backbone: str | None = None, pretrained: str | None = None,
-                     seed: int | None = None, cover_k: int | None = None) -> dict:
-    """Backbone name, weights, seed, input size and cover k of a call (see the module docstring)."""
+                     seed: int | None = None, cover_k: int | str | None = None) -> dict:
+    """Backbone name, weights, seed, input size, cover k and detailclip's cover k (fusion_k: the given
+    cover_k, None for the checkpoint's) of a call (see the module docstring)."""
     from detailclip.backbones import DEFAULT_BACKBONE, default_pretrained, is_untrained
     from detailclip.checkpoint import read_encoding_config
 
     if checkpoint is None:
         backbone = backbone or DEFAULT_BACKBONE
         return {"backbone": backbone, "pretrained": pretrained or default_pretrained(backbone),
-                "seed": seed or 0, "image_size": None, "cover_k": cover_k or DEFAULT_COVER_K}  # fmt: skip
+                "seed": seed or 0, "image_size": None, "cover_k": cover_k or DEFAULT_COVER_K, "fusion_k": cover_k}  # fmt: skip
     config = read_encoding_config(checkpoint)
     adopted = {"backbone": config["backbone"], "pretrained": config["pretrained"], "seed": config.get("backbone_seed", 0)}
     untrained = is_untrained(adopted["pretrained"])
@@ -81,7 +82,7 @@ def resolve_backbone(checkpoint: Path | None = None, backbone: str | None = None
             continue  # "none" and "random" name the same weights; a seed only matters for random weights
         raise BenchError(f"checkpoint {checkpoint} was trained with {key} {adopted[key]!r}, not {given!r}")
     default_k = config["k"] if config["scheme"] == "cc" else DEFAULT_COVER_K
-    return {**adopted, "image_size": config.get("image_size"), "cover_k": cover_k or default_k}
+    return {**adopted, "image_size": config.get("image_size"), "cover_k": cover_k or default_k, "fusion_k": cover_k}
 
 
 def default_checkpoint(checkpoint: Path | None, detailclip: bool, backbone: str | None,
@@ -170,7 +171,8 @@ def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, st
         "schema_version": SCHEMA_VERSION, "run_id": run_id(identity), **identity, "standard": p.standard,
         "n_images": len(p.source.images),
         "n_images_expected": p.source.n_images_expected, "complete": len(p.source.images) == p.source.n_images_expected,
-        "metrics": metrics, "cost": cost, "software": software_versions(), "scores_file": scores_file,
+        "metrics": metrics, "cost": cost, **({"cover_k": encoded.cover_k} if encoded.cover_k else {}),
+        "software": software_versions(), "scores_file": scores_file,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
     return record, saved

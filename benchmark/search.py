@@ -2,8 +2,9 @@
 
 Index file (.npz, written atomically): `vectors` float32 [M, D], `counts` [N] (vectors per image, as in
 ImageIndex) and `header`, a JSON string: format, backbone, pretrained, pretrained_id, seed, image_size,
-method, method_settings, root (the indexed folder) and images (path relative to root, sha256 of its
-bytes). Features come from the feature cache, so an interrupted `index` resumes where it stopped.
+method, method_settings, root (the indexed folder), images (path relative to root, sha256 of its
+bytes) and, for an auto cover (--cover-k auto), cover_k: its rule and each image's k in images' order.
+Features come from the feature cache, so an interrupted `index` resumes where it stopped.
 All scoring goes through `search_index`, the one place an approximate index would replace.
 """
 
@@ -79,6 +80,7 @@ def build_index(images_dir: Path | str, out: Path | str, method: str = "detailcl
         "image_size": chosen["image_size"], "method": method, "method_settings": chosen_method.settings(ctx),
         "root": str(Path(images_dir).resolve()),
         "images": [{"path": image.name, "sha256": h} for image, h in zip(source.images, hashes)],
+        **({"cover_k": encoded.cover_k} if encoded.cover_k else {}),
     }  # fmt: skip
     result = SearchIndex(ImageIndex(encoded.index.vectors.float().cpu(), encoded.index.counts.cpu()), header)
     arrays = {"vectors": result.index.vectors.numpy(), "counts": result.index.counts.numpy(), "header": json.dumps(header)}

@@ -15,9 +15,9 @@ from detailclip.registry import DEFAULT_FUSION_CHECKPOINT
 from infra.atomic import writable
 from infra.errors import first_line
 
-from .options import (RAY_FEATURES, allow_incomplete_option, backbone_option, cache_dir_option, checkpoint_option,
-                      device_option, executor_options, feature_options, option, pretrained_option, quiet_option,
-                      renamed, seed_option, templates_option)  # fmt: skip
+from .options import (COVER_K_HELP, RAY_FEATURES, CoverK, allow_incomplete_option, backbone_option, cache_dir_option,
+                      checkpoint_option, cover_k_option, device_option, executor_options, feature_options, option,
+                      pretrained_option, quiet_option, renamed, seed_option, templates_option)  # fmt: skip
 
 
 def _fail(error: Exception) -> click.ClickException:
@@ -64,8 +64,8 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
               help="text queries of the text terms: every (class, template) prompt, the template-averaged "
                    "class embeddings (the benchmark's queries), or both")
 @click.option("--scheme", type=click.Choice(SCHEMES), default=RECIPE.scheme, show_default=True)
-@option("--cover-k", type=click.IntRange(1, MAX_K), default=RECIPE.k, show_default=True, help="k of Complete Cover")
-@renamed("--k", "--cover-k", type=click.IntRange(1, MAX_K))
+@option("--cover-k", type=CoverK(MAX_K), default=RECIPE.k, show_default=True, metavar="K|auto", help=COVER_K_HELP)
+@renamed("--k", "--cover-k", type=CoverK(MAX_K))
 @click.option("--size", type=click.Choice(list(FUSION_SIZES)), default=RECIPE.size, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 0.9), default=RECIPE.dropout, show_default=True)
 @click.option("--pre-norm/--post-norm", default=RECIPE.pre_norm, show_default=True,
@@ -150,10 +150,14 @@ def train(**opts):
                    help="fusion checkpoint from train [default: the shipped one, on the offline reference backbone]")
 @click.option("--images", "images_dir", required=True, type=click.Path(path_type=Path), help="folder of images (recursive)")
 @option("--out", required=True, type=click.Path(path_type=Path), help=".npz with vectors [N, D] and paths")
+@cover_k_option
 @feature_options("none (no cache)")
 @quiet_option
-def encode(checkpoint, images_dir, out, cache_dir, extract_batch, device, cluster, quiet):
-    """Encode every image of a folder to one DetailCLIP vector."""
+def encode(checkpoint, images_dir, out, cover_k, cache_dir, extract_batch, device, cluster, quiet):
+    """Encode every image of a folder to one DetailCLIP vector.
+
+    The .npz holds vectors, paths, untrained and config (the checkpoint's, with the cover's k; with --cover-k
+    auto also cover_k: the rule and the k each image got, in the order of paths)."""
     import json
 
     import numpy as np
@@ -173,7 +177,7 @@ def encode(checkpoint, images_dir, out, cache_dir, extract_batch, device, cluste
             raise ImageError(f"no images in {images_dir}")
         vectors, config = encode_images_with_checkpoint(checkpoint, paths, cache_dir=cache_dir_option(cache_dir, None),
                                                         batch_size=extract_batch, device=device, progress=not quiet,
-                                                        cluster=cluster)
+                                                        cluster=cluster, k=cover_k)
     except (CheckpointError, BackboneError, ImageError, ValueError) as e:
         raise _fail(e) from None
     names = np.array([str(p.relative_to(images_dir)) for p in paths])

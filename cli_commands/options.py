@@ -24,7 +24,7 @@ MEANINGS = {
     "--checkpoint-every": "how often a training saves its resumable state",
     "--classes": "a file of class names, one a line",
     "--coco": "a COCO instances JSON as the data source",
-    "--cover-k": "k of Complete Cover (and of the grid)",
+    "--cover-k": "k of Complete Cover (and of the grid), or auto: chosen per image from its size",
     "--data": "a CLEVR-DS folder (or a folder of images where the command says so)",
     "--device": "the device the work runs on",
     "--dota": "a DOTA v1/v1.5 folder as the data source",
@@ -94,8 +94,29 @@ allow_incomplete_option = option(
          "render was killed); the command says or records how many it used.")  # fmt: skip
 backbone_option = option("--backbone", help="open_clip architecture (default: the checkpoint's, else the offline reference backbone).")
 pretrained_option = option("--pretrained", help="open_clip pretrained tag, checkpoint file, or none (random weights).")
-cover_k_option = option("--cover-k", type=click.IntRange(min=1),
-                        help="k of Complete Cover and of the grid (default: the checkpoint's, else 10).")
+
+
+class CoverK(click.ParamType):
+    """A cover's k: a positive integer (at most `max_k`) or auto (detailclip.cover.parse_cover_k)."""
+
+    name = "k"
+
+    def __init__(self, max_k: int | None = None):
+        self.max_k = max_k
+
+    def convert(self, value, param, ctx):
+        from detailclip.cover import parse_cover_k
+
+        try:
+            return parse_cover_k(value, self.max_k)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+COVER_K_HELP = ("k of Complete Cover and of the grid, or auto: per image, k = ceil(longest side / backbone input size), "
+                "so the finest windows stay at the backbone's input size")
+cover_k_option = option("--cover-k", type=CoverK(), metavar="K|auto",
+                        help=f"{COVER_K_HELP} (default: the checkpoint's, else 10).")
 baseline_option = option("--baseline", "baselines", multiple=True, metavar="NAME",
                          help="Also compare every run with this method or run label (repeatable).")
 templates_option = option("--templates", help="Prompt template set around class names: openai80, short, plain, photo, aerial "

@@ -179,7 +179,7 @@ class Backbone:
 
     def gflops_per_image(self) -> float:
         """GFLOPs of one image forward, counted with the model in training mode (FlopCounterMode
-        misses nn.MultiheadAttention's inference fast path)."""
+        misses nn.MultiheadAttention's inference fast path) on the meta device (count_gflops)."""
         return count_gflops(self.model.visual, torch.zeros(1, 3, self.image_size, self.image_size, device=self.device))
 
 
@@ -189,14 +189,19 @@ def average_prompts(prompts: torch.Tensor) -> torch.Tensor:
 
 
 def count_gflops(module: torch.nn.Module, *inputs) -> float:
-    """GFLOPs of module(*inputs), in training mode and without gradients."""
+    """GFLOPs of module(*inputs), in training mode, without gradients, on the meta device: from the shapes
+    alone (no memory, no time, the same on every device), attention included (a real CPU pass runs it in
+    a flash-attention kernel that FlopCounterMode has no formula for)."""
+    from torch.func import functional_call
     from torch.utils.flop_counter import FlopCounterMode
 
+    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    meta = {name: torch.empty_like(value, device="meta") for name, value in tensors.items()}
     was_training = module.training
     module.train()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(*inputs)
+            functional_call(module, meta, tuple(x.to("meta") if isinstance(x, torch.Tensor) else x for x in inputs))
     finally:
         module.train(was_training)
     return counter.get_total_flops() / 1e9

@@ -21,12 +21,13 @@ from clevr_ds.schema import problem
 from infra.atomic import write_bytes
 from infra.errors import ToolkitError, first_line
 
+from .cover import AUTO_K
 from .fusion import FUSION_NAMES, build_fusion_from_config
 from .recipe import MAX_K, SCHEMES
 
 CHECKPOINT_FORMAT = "detailclip-fusion/1"
 CONFIG_TYPES = {"backbone": str, "pretrained": str, "backbone_seed": int, "image_size": (int, type(None)),
-                "scheme": str, "k": int, "antialias": bool, "untrained": bool, "fusion": dict}
+                "scheme": str, "k": (int, str), "antialias": bool, "untrained": bool, "fusion": dict}
 FUSION_TYPES = {"size": str, "dim": int, "heads": int, "encoder_layers": int, "decoder_layers": int,
                 "mlp_ratio": (float, int), "dropout": (float, int), "norm_first": bool, "level_embedding": bool,
                 "max_directions": int}
@@ -95,13 +96,14 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def encoding_config(config: dict, path: str | Path) -> dict:
     """`config` if it says how to encode images (backbone, pretrained, a known scheme, k from 1 to
-    MAX_K), else CheckpointError."""
+    MAX_K or auto), else CheckpointError."""
     missing = [name for name in ENCODING_FIELDS if name not in config]
     if missing:
         raise CheckpointError(f"checkpoint {path}: its config has no {missing[0]}")
-    if config["scheme"] not in SCHEMES or not 1 <= config["k"] <= MAX_K:
-        raise CheckpointError(f"checkpoint {path}: scheme {config['scheme']!r} with k = {config['k']} in its config "
-                              f"(known schemes: {', '.join(SCHEMES)}; k from 1 to {MAX_K})")
+    k = config["k"]
+    if config["scheme"] not in SCHEMES or not (k == AUTO_K or (isinstance(k, int) and 1 <= k <= MAX_K)):
+        raise CheckpointError(f"checkpoint {path}: scheme {config['scheme']!r} with k = {k} in its config "
+                              f"(known schemes: {', '.join(SCHEMES)}; k from 1 to {MAX_K}, or {AUTO_K})")
     size = config.get("image_size")
     if size is not None and not 16 <= size <= MAX_IMAGE_SIZE:
         raise CheckpointError(f"checkpoint {path}: image_size {size} in its config (16 to {MAX_IMAGE_SIZE}, or null)")

@@ -9,15 +9,51 @@ same number of windows collapse onto the last (smallest) one.
 Choice where the notes are silent: for cells so small (a few pixels) that this step would add
 windows, the level keeps the window count it has on large images and spreads its windows evenly,
 so the per-level counts never depend on the image size.
+
+k = "auto" (`AUTO_K`) follows the image: k = ceil(longest side / backbone input size), so the finest
+windows stay at about the backbone's input size (the notes' k = 10 at 2240 px on a 224 px CLIP) and
+the window count grows as (side / input size)^2.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 Box = tuple[int, int, int, int]
 
 SCHEMES = ("cc", "grid", "objects", "whole")
+AUTO_K = "auto"
+AUTO_K_RULE = "k = ceil(longest image side / backbone input size)"
+
+
+def parse_cover_k(value, max_k: int | None = None) -> int | str:
+    """A cover's k: a positive integer (at most `max_k`) or AUTO_K; ValueError saying so otherwise."""
+    text = str(value).strip().lower()
+    if text == AUTO_K:
+        return AUTO_K
+    if not text.isdigit() or int(text) < 1 or (max_k is not None and int(text) > max_k):
+        upto = f" up to {max_k}" if max_k is not None else ""
+        raise ValueError(f"k must be a positive integer{upto} or {AUTO_K}, got {value!r}")
+    return int(text)
+
+
+def auto_k(height: int, width: int, input_size: int) -> int:
+    """The k of an auto cover: the finest windows (about side / k px) no wider than the backbone's input size."""
+    _check_positive(height=height, width=width, input_size=input_size)
+    return -(-max(height, width) // input_size)
+
+
+def image_k(k: int | str, height: int, width: int, input_size: int) -> int:
+    """The k an image gets: `k` itself, or auto_k for AUTO_K."""
+    return auto_k(height, width, input_size) if k == AUTO_K else int(k)
+
+
+def auto_k_record(k: int | str, sizes: Iterable[tuple[int, int]], input_size: int) -> dict | None:
+    """How an auto cover chose k, for run records and checkpoints: the rule, the backbone input size and
+    each image's k (sizes: (height, width) per image, in order); None for a fixed k."""
+    if k != AUTO_K:
+        return None
+    return {"rule": AUTO_K_RULE, "input_size": input_size, "per_image": [auto_k(h, w, input_size) for h, w in sizes]}
 
 
 def rounded_size(height: int, width: int, k: int) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -14,7 +14,11 @@ from infra.cluster import RayCluster
 
 from .backbones import Backbone, autocast, load_backbone
 from .checkpoint import encoding_config, load_checkpoint
+from .cover import auto_k_record
 from .features import PatchFeatures, extract_features
+from .images import declared_size
+
+ATTENTION_BUDGET = 2**27  # items x patches^2 fused at once: about 1 GB of fp32 attention scores with 2 heads
 
 
 def collate(items: Sequence[PatchFeatures], device: torch.device | str = "cpu", dtype=torch.float32):
@@ -36,15 +40,32 @@ def collate(items: Sequence[PatchFeatures], device: torch.device | str = "cpu", 
 @torch.no_grad()
 def fuse(model: nn.Module, items: Sequence[PatchFeatures], batch_size: int = 256,
          device: str | torch.device | None = None, progress: bool = False) -> torch.Tensor:
-    """One L2-normalised float32 vector per item (on the CPU), [N, D]."""
+    """One L2-normalised float32 vector per item (on the CPU), [N, D]; at most batch_size items and
+    ATTENTION_BUDGET (items x longest cover^2) at a time."""
     device = torch.device(device) if device is not None else next(iter(model.parameters()), torch.empty(0)).device
     model.eval()
     out = []
-    for start in tqdm(range(0, len(items), batch_size), desc="fuse", disable=not progress):
-        features, padding, levels = collate(items[start:start + batch_size], device)
-        with autocast(device):
-            out.append(model(features, padding, levels).float().cpu())
+    with tqdm(total=len(items), desc="fuse", disable=not progress) as bar:
+        for batch in fusion_batches(items, batch_size):
+            features, padding, levels = collate(batch, device)
+            with autocast(device):
+                out.append(model(features, padding, levels).float().cpu())
+            bar.update(len(batch))
     return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def fusion_batches(items: Sequence[PatchFeatures], batch_size: int) -> Iterator[Sequence[PatchFeatures]]:
+    """Consecutive runs of items, each at most batch_size long and within ATTENTION_BUDGET (one item at least)."""
+    start = 0
+    while start < len(items):
+        stop, longest = start + 1, items[start].num_patches
+        while stop < min(start + batch_size, len(items)):
+            longest = max(longest, items[stop].num_patches)
+            if (stop + 1 - start) * longest**2 > ATTENTION_BUDGET:
+                break
+            stop += 1
+        yield items[start:stop]
+        start = stop
 
 
 def backbone_for(config: dict, device: str | torch.device | None = None, batch_size: int = 256) -> Backbone:
@@ -62,12 +83,20 @@ def encode_images_with_checkpoint(
     progress: bool = True,
     backbone: Backbone | None = None,
     cluster: RayCluster | None = None,
+    k: int | str | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """(vectors [N, D], checkpoint config) for any list of image files (features extracted on `cluster` if given)."""
+    """(vectors [N, D], encoding config) for any list of image files (features extracted on `cluster` if
+    given): the checkpoint's config with the cover's `k` (default: the checkpoint's; the checkpoint's own
+    as checkpoint_k) and, for an auto cover, the k each image got (cover_k)."""
     model, config = load_checkpoint(checkpoint, device)
     encoding_config(config, checkpoint)
     backbone = backbone or backbone_for(config, device)
-    items = extract_features(backbone, image_paths, scheme=config["scheme"], k=config["k"], cache_dir=cache_dir,
+    k = config["k"] if k is None else k
+    items = extract_features(backbone, image_paths, scheme=config["scheme"], k=k, cache_dir=cache_dir,
                              batch_size=batch_size, progress=progress, antialias=config.get("antialias", True),
                              cluster=cluster)
-    return fuse(model, items, device=backbone.device, progress=progress), config
+    used = dict(config) if k == config["k"] else {**config, "k": k, "checkpoint_k": config["k"]}
+    record = auto_k_record(k, [declared_size(path) for path in image_paths], backbone.image_size)
+    if record:
+        used["cover_k"] = record
+    return fuse(model, items, device=backbone.device, progress=progress), used

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from infra.cluster import RayCluster
 from .backbones import Backbone
 from .distributed import ray_encoder
 from .feature_cache import FeatureCache, entry_name
-from .images import content_hash, decode_image, read_bytes
+from .images import content_hash, declared_size, decode_image, read_bytes
 from .images import max_image_pixels as pixel_limit
 from .patch_encoder import CutOptions, Pending, encode_here
+
+PIXEL_BUDGET = 2**26  # image pixels decoded ahead, and in one batch (about 200 MB of RGB; 8960 px images go one by one)
 
 
 @dataclass
@@ -67,12 +70,13 @@ def extract_features(
 ) -> list[PatchFeatures]:
     """Patch features of every image (in order), from the cache where present.
 
-    The images missing from the cache are cut and encoded batch_size at a time (in order), their
-    patches in backbone.batch_size chunks; reading, hashing and decoding run ahead in `num_workers`
-    threads. With a `cluster`, Ray actors there encode the same batches (see detailclip.distributed)
-    and this process writes the cache: the same bytes. `object_bboxes[i]` lists the [x, y, w, h]
-    boxes of image i (scheme "objects" only). Larger images than `max_image_pixels` are refused
-    (see images.max_image_pixels).
+    The images missing from the cache are cut and encoded batch_size at a time (in order; fewer when
+    they hold PIXEL_BUDGET pixels), their patches streamed backbone.batch_size at a time; reading,
+    hashing and decoding run ahead in `num_workers` threads, at most PIXEL_BUDGET pixels ahead, so
+    memory stays bounded whatever the image size. With a `cluster`, Ray actors there encode the same
+    batches (see detailclip.distributed) and this process writes the cache: the same bytes.
+    `object_bboxes[i]` lists the [x, y, w, h] boxes of image i (scheme "objects" only). Larger images
+    than `max_image_pixels` are refused (see images.max_image_pixels).
     """
     cut = CutOptions(scheme=scheme, k=k, enlarge=enlarge, min_side=min_side, antialias=antialias)
     if scheme == "objects" and (object_bboxes is None or len(object_bboxes) != len(image_paths)):
@@ -95,17 +99,20 @@ def extract_features(
         return Pending(index, str(image_paths[index]), entry, data, bboxes), cached
 
     def batches() -> Iterator[list[Pending]]:
-        """The images missing from the cache in batches of batch_size; the cached ones go to `results`."""
-        batch = []
-        for item, cached in _prefetch(pool, read, range(len(image_paths)), depth=2 * batch_size + 2):
+        """The images missing from the cache in batches (batch_size images, PIXEL_BUDGET pixels); the cached
+        ones go to `results`."""
+        batch, pixels = [], 0
+        pixels_of = lambda i: math.prod(declared_size(image_paths[i]))  # noqa: E731
+        for (item, cached), weight in _prefetch(pool, read, range(len(image_paths)), 2 * batch_size + 2, pixels_of):
             if cached is not None:
                 results[item.index] = PatchFeatures(item.path, item.entry, *cached)
                 bar.update(1)
                 continue
             batch.append(item)
-            if len(batch) == batch_size:
+            pixels += weight
+            if len(batch) == batch_size or pixels >= PIXEL_BUDGET:
                 yield batch
-                batch = []
+                batch, pixels = [], 0
         if batch:
             yield batch
 
@@ -122,12 +129,19 @@ def extract_features(
     return results
 
 
-def _prefetch(pool: ThreadPoolExecutor, fn, items: Iterable, depth: int) -> Iterator:
-    """fn over items in order, at most `depth` calls ahead."""
+def _prefetch(pool: ThreadPoolExecutor, fn, items: Iterable, depth: int, weight) -> Iterator:
+    """(fn(item), weight(item)) over items in order, at most `depth` calls and PIXEL_BUDGET of weight ahead
+    (one call at least)."""
     queue: deque = deque()
+    ahead = 0
     for item in items:
-        queue.append(pool.submit(fn, item))
-        if len(queue) >= depth:
-            yield queue.popleft().result()
+        cost = weight(item)
+        while queue and (len(queue) >= depth or ahead + cost > PIXEL_BUDGET):
+            future, done = queue.popleft()
+            ahead -= done
+            yield future.result(), done
+        queue.append((pool.submit(fn, item), cost))
+        ahead += cost
     while queue:
-        yield queue.popleft().result()
+        future, done = queue.popleft()
+        yield future.result(), done

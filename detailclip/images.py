@@ -39,6 +39,15 @@ def read_bytes(path: str | Path) -> bytes:
         raise ImageError(f"cannot read image {path}: {e.strerror or e}") from None
 
 
+def declared_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) from an image file's header, nothing decoded; (0, 0) when it cannot be read (decoding says why)."""
+    try:
+        with _pillow().open(path) as image:
+            return image.height, image.width
+    except (OSError, ValueError):
+        return 0, 0
+
+
 def max_image_pixels(limit: int | None = None) -> int:
     """`limit`, else the DETAILCLIP_MAX_IMAGE_PIXELS environment variable, else DEFAULT_MAX_PIXELS."""
     if limit is not None:
@@ -60,12 +69,11 @@ def decode_image(data: bytes, path: str | Path = "<bytes>", max_pixels: int | No
     import io
 
     import torch
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = None  # the size check is ours, with our limit and one-line message
     limit = max_image_pixels(max_pixels)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _pillow().open(io.BytesIO(data)) as image:
             width, height = image.size
             if width * height > limit:
                 raise ImageError(f"image {path} is {width}x{height} = {width * height} pixels, over the limit of "
@@ -80,6 +88,14 @@ def decode_image(data: bytes, path: str | Path = "<bytes>", max_pixels: int | No
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
+def _pillow():
+    """PIL.Image without its own decompression-bomb check: the size check is ours, with our limit and one-line message."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    return Image
+
+
 def _rgb_array(image):
     """uint8 [H, W, 3] of an open PIL image; integer greyscale (16 or 32 bits) scaled from 0..65535."""
     import numpy as np
@@ -87,7 +103,7 @@ def _rgb_array(image):
     if image.mode == "F":
         raise ValueError("floating-point samples are not supported")
     if not image.mode.startswith("I"):
-        return np.array(image.convert("RGB"))
+        return np.array(image if image.mode == "RGB" else image.convert("RGB"))  # convert would copy an RGB image
     values = np.asarray(image, dtype=np.int64)
     if values.min() < 0 or values.max() > 65535:
         raise ValueError(f"{image.mode} samples outside 0..65535")

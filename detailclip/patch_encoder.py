@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from .backbones import Backbone
-from .cover import scheme_boxes
-from .patches import patch_groups
+from .cover import image_k, scheme_boxes
+from .patches import window_batches
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class CutOptions:
     """How patches are chosen and cut (everything besides the backbone that changes features)."""
 
     scheme: str = "cc"
-    k: int = 10
+    k: int | str = 10  # or AUTO_K: per image, from its size (detailclip.cover.auto_k)
     enlarge: float = 1.0
     min_side: int = 8
     antialias: bool = True
@@ -31,6 +31,10 @@ class CutOptions:
         if self.scheme == "objects":
             key.update(enlarge=self.enlarge, min_side=self.min_side)
         return key
+
+    def k_for(self, height: int, width: int, input_size: int) -> int:
+        """The k an image of this size gets on a backbone of this input size."""
+        return image_k(self.k, height, width, input_size)
 
 
 class Pending(NamedTuple):
@@ -54,67 +58,29 @@ def encode_here(backbone: Backbone, cut: CutOptions, batches: Iterable[list[Pend
 
 def encode_batch(backbone: Backbone, cut: CutOptions, images: Sequence[torch.Tensor],
                  bboxes: Sequence[Sequence[Sequence[float]] | None]) -> Encoded:
-    """Cut and encode images together (grouped by size, one roi_align pass per group); `bboxes[i]`:
-    image i's object boxes (scheme "objects") or None."""
+    """Cut and encode images together (see encode_patches); `bboxes[i]`: image i's object boxes (scheme
+    "objects") or None."""
     boxes, levels = [], []
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for slot, image in enumerate(images):
+    for image, image_bboxes in zip(images, bboxes):
         height, width = image.shape[-2:]
-        image_boxes, image_levels = scheme_boxes(cut.scheme, height, width, cut.k, bboxes[slot], cut.enlarge, cut.min_side)
+        k = cut.k_for(height, width, backbone.image_size)
+        image_boxes, image_levels = scheme_boxes(cut.scheme, height, width, k, image_bboxes, cut.enlarge, cut.min_side)
         boxes.append(image_boxes)
         levels.append(image_levels.numpy().astype(np.int16))
-        by_size.setdefault((height, width), []).append(slot)
-    groups, offset = [], 0
-    for slots in by_size.values():
-        stacked = torch.stack([images[s] for s in slots]).to(backbone.device, non_blocking=True)
-        size_groups = patch_groups(stacked, [boxes[s] for s in slots], backbone.image_size, backbone.mean,
-                                   backbone.std, cut.antialias)
-        groups += [(ids + offset, patches) for ids, patches in size_groups]
-        offset += sum(len(ids) for ids, _ in size_groups)
-    features = encode_groups(backbone, groups).to(torch.float16).cpu().numpy()
-    encoded: Encoded = [None] * len(images)
+    features = encode_patches(backbone, images, boxes, cut.antialias, torch.float16).cpu().numpy()
+    ends = np.cumsum([len(image_levels) for image_levels in levels])
+    return [(features[end - len(image_levels):end], image_levels) for end, image_levels in zip(ends, levels)]
+
+
+def encode_patches(backbone: Backbone, images: torch.Tensor | Sequence[torch.Tensor], boxes: Sequence[torch.Tensor],
+                   antialias: bool = True, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Cut boxes[i] out of images[i] and encode them, streamed: backbone.batch_size patches at a time, in
+    box order (so equal to backbone.encode_images of extract_patches' output), each image moved to the
+    backbone's device when its turn comes. L2-normalised features [sum_i P_i, D] in `dtype` on the device."""
+    features = torch.empty(sum(len(b) for b in boxes), backbone.embed_dim, dtype=dtype, device=backbone.device)
     start = 0
-    for slot in (slot for slots in by_size.values() for slot in slots):
-        count = len(levels[slot])
-        encoded[slot] = features[start:start + count], levels[slot]
-        start += count
-    return encoded
-
-
-def encode_patches(backbone: Backbone, images: torch.Tensor, boxes: Sequence[torch.Tensor],
-                   antialias: bool = True) -> torch.Tensor:
-    """Cut boxes[i] out of images[i] and encode them: L2-normalised features [sum_i P_i, D] in box order."""
-    return encode_groups(backbone, patch_groups(images, boxes, backbone.image_size, backbone.mean, backbone.std,
-                                                antialias))
-
-
-def encode_groups(backbone: Backbone, groups: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Encode (patch indices, patches) groups in full batches; features [N, D] in index order."""
-    features = torch.empty(sum(len(ids) for ids, _ in groups), backbone.embed_dim, device=backbone.device)
-    for ids, pixels in _full_batches(groups, backbone.batch_size):
-        features[ids.to(backbone.device)] = backbone.encode_images(pixels)
+    for pixels in window_batches(images, boxes, backbone.image_size, backbone.mean, backbone.std, antialias,
+                                 backbone.batch_size, backbone.device):
+        features[start:start + len(pixels)] = backbone.encode_images(pixels)
+        start += len(pixels)
     return features
-
-
-def _full_batches(groups: list[tuple[torch.Tensor, torch.Tensor]], size: int) -> Iterator:
-    """Re-slice (ids, patches) groups into batches of `size` (the last one shorter), copying only
-    the pieces that straddle a group boundary."""
-    pieces, count = [], 0
-    for ids, patches in groups:
-        start = 0
-        while start < len(ids):
-            take = min(size - count, len(ids) - start)
-            pieces.append((ids[start:start + take], patches[start:start + take]))
-            count += take
-            start += take
-            if count == size:
-                yield _join(pieces)
-                pieces, count = [], 0
-    if pieces:
-        yield _join(pieces)
-
-
-def _join(pieces: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    if len(pieces) == 1:
-        return pieces[0]
-    return torch.cat([ids for ids, _ in pieces]), torch.cat([patches for _, patches in pieces])

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .cover import parse_cover_k
+
 PATCH_MODES = ("all", "sample")
 LOSS_KINDS = ("mse", "l1")
 SCHEMES = ("cc", "grid")
@@ -77,7 +79,7 @@ class FusionRecipe:
     templates: str = "openai80"
     queries: str = "prompts"
     scheme: str = "cc"
-    k: int = 10
+    k: int | str = 10  # or "auto": per image, from its size (detailclip.cover.auto_k)
     size: str = "tiny"
     dropout: float = 0.1
     pre_norm: bool = False
@@ -90,5 +92,6 @@ class FusionRecipe:
             raise ValueError(f"unknown query set {self.queries!r} (known: {', '.join(QUERY_SETS)})")
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown patch scheme {self.scheme!r} (known: {', '.join(SCHEMES)})")
+        object.__setattr__(self, "k", parse_cover_k(self.k, MAX_K))
         if self.size not in FUSION_SIZES:
             raise ValueError(f"unknown fusion size {self.size!r} (known: {', '.join(FUSION_SIZES)})")

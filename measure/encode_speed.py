@@ -1,38 +1,48 @@
-"""DetailCLIP encode speed: cc@k images per second for a 2240 px image, beside the FLOP floor and
-plain open_clip's encode rate of the same number of patches.
+"""DetailCLIP encode speed and memory per image size, a fixed cover beside the auto cover, against the
+backbone's FLOP floor.
 
-    python -m measure.encode_speed                                  # GPU: the three paper backbones
-    python -m measure.encode_speed --models ViT-B-32 --images 1     # CPU: about a minute
+    python -m measure.encode_speed                                   # CPU: the reference backbone, 1120-8960 px
+    python -m measure.encode_speed --sizes 1120,2240 --covers 10     # a quick look
+    python -m measure.encode_speed --device cuda --models ViT-B-32,ViT-B-16,ViT-L-14-336 --sizes 2240 --images 16
 
-Weights are random ("none"): speed does not depend on them. FLOPs are counted with the models in
-training mode (torch's FlopCounterMode misses nn.MultiheadAttention's inference fast path).
+Each row runs in a child process (measure.encode_probe) on synthetic JPEG images of the size: the library
+path of `encode` (read, hash, decode, cut, CLIP forward; no cache), then the fusion. Columns: windows per
+image; encode img/s and windows/s (CLIP side, without the fusion); fused img/s (with the fusion, random
+weights of the shipped size); the child's peak RSS (measure.peak_rss); GFLOP per image of the CLIP windows,
+counted once per model with torch.utils.flop_counter in training mode on the meta device
+(detailclip.backbones.count_gflops); the floor: img/s at the peak rate (--peak-tflops, else a measured square
+matrix product: fp32 on CPU, bf16 on CUDA, where the encode runs in bf16 autocast) and the share of it
+reached. Weights are random ("none"). Above the table, per model: its input size, GFLOP per window and
+plain open_clip encode_image's windows/s on ready-cut windows (the rate the library path compares with).
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
+from pathlib import Path
 
 import click
+import numpy as np
 import torch
+from PIL import Image
 
-from detailclip.backbones import autocast, count_gflops, default_device, load_backbone
-from detailclip.cover import scheme_boxes
-from detailclip.fusion import build_fusion
-from detailclip.patch_encoder import encode_patches
-from detailclip.patches import extract_patches
+from detailclip.backbones import DEFAULT_BACKBONE, autocast, default_device, load_backbone
+from detailclip.cover import AUTO_K, auto_k, parse_cover_k
+from measure.encode_probe import synchronize
+from measure.peak_rss import run_measured
 
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+GiB = 2**30
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(fn, device: torch.device):
+def timed(fn, device: torch.device) -> float:
     synchronize(device)
     start = time.perf_counter()
-    result = fn()
+    fn()
     synchronize(device)
-    return result, time.perf_counter() - start
+    return time.perf_counter() - start
 
 
 def matmul_tflops(device: torch.device, seconds: float = 1.0) -> float:
@@ -43,99 +53,125 @@ def matmul_tflops(device: torch.device, seconds: float = 1.0) -> float:
     a @ b
     runs, elapsed = 0, 0.0
     while elapsed < seconds:
-        _, took = timed(lambda: a @ b, device)
-        runs, elapsed = runs + 1, elapsed + took
+        elapsed += timed(lambda: a @ b, device)
+        runs += 1
     return 2 * n**3 * runs / elapsed / 1e12
 
 
-def measure(name: str, images: int, image_batch: int, k: int, size: str, side: int, device: torch.device,
-            batch_size: int, rate_tflops: float) -> dict:
-    """Time the library path (cut + encode + fuse) against open_clip's encode_image on the same patches."""
-    backbone = load_backbone(name, "none", device=device, batch_size=batch_size)
-    fusion = build_fusion(size, backbone.embed_dim).to(device).eval()
-    boxes, _ = scheme_boxes("cc", side, side, k)
-    patches = len(boxes)
-    uint8 = torch.randint(0, 256, (image_batch, 3, side, side), dtype=torch.uint8,
-                          generator=torch.Generator().manual_seed(0))
+def plain_windows_per_s(backbone, repeats: int = 3) -> float:
+    """open_clip's encode_image alone on ready-cut windows, one full batch: the rate the library path compares with."""
+    pixels = torch.randn(backbone.batch_size, 3, backbone.image_size, backbone.image_size, device=backbone.device)
 
     @torch.no_grad()
-    def detailclip_encode():
-        features = encode_patches(backbone, uint8.to(device), [boxes] * image_batch)
-        with autocast(device):
-            return fusion(features.view(image_batch, patches, -1))
+    def plain():
+        with autocast(backbone.device):
+            backbone.model.encode_image(pixels)
 
-    def cut():
-        return extract_patches(uint8.to(device), [boxes] * image_batch, backbone.image_size, backbone.mean,
-                               backbone.std)
+    plain()
+    return len(pixels) / min(timed(plain, backbone.device) for _ in range(repeats))
 
-    @torch.no_grad()
-    def plain(pixels):  # open_clip as it is: encode_image on ready-cut patches in batches, nothing else
-        for start in range(0, len(pixels), batch_size):
-            with autocast(device):
-                backbone.model.encode_image(pixels[start:start + batch_size])
 
-    pixels = cut()
-    plain(pixels[:batch_size])  # warm-up
-    detailclip_encode()
-    totals = {"pipeline": 0.0, "cut": 0.0, "plain": 0.0}
-    rounds = max(1, images // image_batch)
-    for _ in range(rounds):
-        totals["pipeline"] += timed(detailclip_encode, device)[1]
-        totals["cut"] += timed(cut, device)[1]
-        totals["plain"] += timed(lambda: plain(pixels), device)[1]
-    done = rounds * image_batch
-    patch_gflops = backbone.gflops_per_image()
-    fusion_gflops = count_gflops(fusion, torch.zeros(1, patches, backbone.embed_dim, device=device))
-    image_gflops = patches * patch_gflops + fusion_gflops
-    floor = rate_tflops * 1e3 / image_gflops
-    return {
-        "backbone": name, "patches": patches, "GFLOP/patch": patch_gflops, "GFLOP/image": image_gflops,
-        "cc images/s": done / totals["pipeline"], "floor images/s": floor,
-        "share of floor": done / totals["pipeline"] / floor,
-        "plain open_clip images/s": done / totals["plain"],
-        "overhead vs encode": totals["pipeline"] / totals["plain"] - 1,
-        "cut ms/img": 1e3 * totals["cut"] / done,
-    }
+def synthetic_image(side: int, path: Path) -> Path:
+    """A deterministic side x side JPEG: colour ramps and a checkerboard."""
+    ramp = (np.arange(side) * 255 // max(side - 1, 1)).astype(np.uint8)
+    pixels = np.empty((side, side, 3), np.uint8)
+    pixels[..., 0], pixels[..., 1] = ramp[None, :], ramp[:, None]
+    pixels[..., 2] = ((np.arange(side)[:, None] // 64 + np.arange(side)[None, :] // 64) % 2 * 200).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    return path
+
+
+def measure_row(model: str, input_size: int, cover: str, side: int, files: list[Path], device: torch.device,
+                batch_size: int, fusion: str, gflops_per_window: float, peak_tflops: float) -> dict:
+    """One row: the probe's figures for `files` (all of side `side`) and the floor."""
+    run = run_measured(["-m", "measure.encode_probe", "--model", model, "--cover", cover, "--device", str(device),
+                        "--batch-size", str(batch_size), "--fusion", fusion, *map(str, files)], cwd=ROOT)
+    if run.returncode != 0:
+        raise click.ClickException(f"{model} at {side} px, cover {cover}: {run.stderr.strip().splitlines()[-1]}")
+    probe = json.loads(run.stdout.strip().splitlines()[-1])
+    windows, images = probe["windows"], len(files)
+    image_gflops = windows * gflops_per_window
+    floor = peak_tflops * 1e3 / image_gflops
+    encode_rate = images / probe["encode_s"]
+    k = cover if cover != AUTO_K else f"auto={auto_k(side, side, input_size)}"
+    return {"backbone": model, "px": side, "k": k, "windows/img": windows, "encode img/s": encode_rate,
+            "windows/s": encode_rate * windows, "fused img/s": images / (probe["encode_s"] + probe["fuse_s"]),
+            "peak RSS GiB": run.peak_rss_bytes / GiB, "GFLOP/img": image_gflops, "floor img/s": floor,
+            "share of floor": encode_rate / floor}
+
+
+def encode_rows(models: list[str], sides: list[int], covers: list[str], images: int, device: torch.device,
+                batch_size: int, fusion: str, peak_tflops: float, echo) -> list[dict]:
+    """Every (model, size, cover) row, sizes outermost within a model; `echo` hears each model's line."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {side: [synthetic_image(side, Path(tmp) / f"{side}.jpg")] * images for side in sides}
+        for model in models:
+            backbone = load_backbone(model, "none", device=device, batch_size=batch_size)
+            gflops, input_size = backbone.gflops_per_image(), backbone.image_size
+            echo(f"{model}: {input_size} px input, {gflops:.4g} GFLOP/window, plain open_clip encode_image "
+                 f"{plain_windows_per_s(backbone):.4g} windows/s")
+            del backbone
+            rows += [measure_row(model, input_size, cover, side, files[side], device, batch_size, fusion, gflops, peak_tflops)
+                     for side in sides for cover in covers]
+    return rows
+
+
+def print_table(rows: list[dict], echo) -> None:
+    """Rows as right-aligned columns (the union of their keys, in order; '-' where a row has none)."""
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[_fmt(key, row[key]) if key in row else "-" for key in keys] for row in rows]
+    widths = [max(len(key), *(len(line[i]) for line in cells)) for i, key in enumerate(keys)]
+    echo("  ".join(key.rjust(width) for key, width in zip(keys, widths)))
+    for line in cells:
+        echo("  ".join(cell.rjust(width) for cell, width in zip(line, widths)))
+
+
+def resolve(device: str | None, images: int | None, batch_size: int | None, sizes: str, covers: str,
+            peak_tflops: float | None, echo) -> tuple:
+    """(device, images, batch size, sides, covers, peak TFLOP/s) from the options, the peak measured when not given."""
+    device = torch.device(device) if device else default_device()
+    gpu = device.type == "cuda"
+    try:
+        sides = [int(v) for v in sizes.split(",")]
+        cover_list = [str(parse_cover_k(v)) for v in covers.split(",")]
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    peak = peak_tflops or matmul_tflops(device)
+    echo(f"device {device}, {torch.get_num_threads()} threads: peak {peak:.3g} TFLOP/s "
+         f"({'given' if peak_tflops else 'measured matrix product, ' + ('bf16' if gpu else 'fp32')})")
+    return device, images or (16 if gpu else 1), batch_size or (512 if gpu else 256), sides, cover_list, peak
+
+
+def names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--models", default="ViT-B-32,ViT-B-16,ViT-L-14-336", show_default=True, help="comma-separated")
-@click.option("--images", type=click.IntRange(1), default=None, help="images timed per model [default: 32 GPU, 1 CPU]")
-@click.option("--image-batch", type=click.IntRange(1), default=None, help="images cut together [default: 8 GPU, 1 CPU]")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="patches per forward [default: 512 GPU, 83 CPU]")
-@click.option("--k", type=click.IntRange(1, 30), default=10, show_default=True)
-@click.option("--size", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True)
-@click.option("--side", type=click.IntRange(16), default=2240, show_default=True, help="image side in px")
+@click.option("--models", default=DEFAULT_BACKBONE, show_default=True, help="comma-separated open_clip architectures")
+@click.option("--sizes", default="1120,2240,4480,8960", show_default=True, help="comma-separated image sides in px")
+@click.option("--covers", default="10,auto", show_default=True, help="comma-separated: Complete Cover's k, or auto")
+@click.option("--images", type=click.IntRange(1), default=None, help="images timed per row [default: 16 GPU, 1 CPU]")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="windows per forward [default: 512 GPU, 256 CPU]")
+@click.option("--fusion", default="tiny", show_default=True, help="fusion size timed after the encode (random weights)")
+@click.option("--peak-tflops", type=click.FloatRange(0, min_open=True), default=None,
+              help="the machine's peak rate for the floor [default: a measured matrix product]")
 @click.option("--device", default=None, help="[default: cuda when present]")
-def main(models, images, image_batch, batch_size, k, size, side, device):
-    """Print cc@k encode throughput per backbone.
-
-    cc images/s: the library path (cut with roi_align, encode, fuse); plain open_clip images/s:
-    encode_image alone on the same, already cut patches; overhead vs encode: how much longer the
-    library path takes than that; floor: FLOPs per image over the measured matrix-product rate."""
-    device = torch.device(device) if device else default_device()
-    gpu = device.type == "cuda"
-    images = images or (32 if gpu else 1)
-    image_batch = min(image_batch or (8 if gpu else 1), images)
-    batch_size = batch_size or (512 if gpu else 83)
-    if gpu:
-        torch.backends.cuda.matmul.allow_tf32 = True
-    rate = matmul_tflops(device)
-    click.echo(f"device {device}: measured matrix-product rate {rate:.2f} TFLOP/s "
-               f"({'bf16' if gpu else 'fp32'}); cc@{k}, fusion {size}, {side}x{side} px, {images} images per model")
-    rows = [measure(name.strip(), images, image_batch, k, size, side, device, batch_size, rate)
-            for name in models.split(",") if name.strip()]
-    keys = list(rows[0])
-    widths = {key: max(len(key), *(len(_fmt(key, row[key])) for row in rows)) for key in keys}
-    click.echo("  ".join(key.rjust(widths[key]) for key in keys))
-    for row in rows:
-        click.echo("  ".join(_fmt(key, row[key]).rjust(widths[key]) for key in keys))
+def main(models, sizes, covers, images, batch_size, fusion, peak_tflops, device):
+    """Print encode img/s, windows/s and peak RSS per image size and cover, beside the FLOP floor."""
+    device, images, batch_size, sides, cover_list, peak = resolve(device, images, batch_size, sizes, covers, peak_tflops,
+                                                                  click.echo)
+    click.echo(f"{images} image(s) per row, fusion {fusion}")
+    print_table(encode_rows(names(models), sides, cover_list, images, device, batch_size, fusion, peak, click.echo),
+                click.echo)
 
 
 def _fmt(key: str, value) -> str:
-    if key in ("share of floor", "overhead vs encode"):
+    if key == "share of floor":
         return f"{value:.1%}"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return str(int(value)) if isinstance(value, float) else str(value)
 
 
 if __name__ == "__main__":

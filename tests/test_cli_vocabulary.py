@@ -10,11 +10,11 @@ import click
 import pytest
 
 from cli import cli, main
-from cli_commands.options import MEANINGS, SharedOption
+from cli_commands.options import MEANINGS, CoverK, SharedOption
 
 KINDS = {click.types.StringParamType: "text", click.Choice: "text", click.types.IntParamType: "int",
          click.types.IntRange: "int", click.types.FloatParamType: "float", click.types.FloatRange: "float",
-         click.types.BoolParamType: "bool", click.Path: "path"}  # fmt: skip
+         click.types.BoolParamType: "bool", click.Path: "path", CoverK: "int or auto"}  # fmt: skip
 
 
 def visible_options() -> dict[str, list[tuple[str, click.Option]]]:
@@ -51,7 +51,7 @@ def test_every_meaning_is_used_and_the_former_clashes_are_gone():
     commands_of = {flag: {command for command, _ in uses} for flag, uses in options.items()}
     assert "--extract-batch" in commands_of and {"bench", "index", "encode", "train"} <= commands_of["--extract-batch"]
     assert "--batch-size" not in commands_of or not commands_of["--batch-size"] & {"bench", "index", "encode"}
-    assert "--k" not in commands_of and {"bench", "index", "train"} <= commands_of["--cover-k"]
+    assert "--k" not in commands_of and {"bench", "index", "encode", "train"} <= commands_of["--cover-k"]
     assert commands_of.get("--queries", set()) <= {"train"} and "report" in commands_of["--gallery-queries"]
 
 
@@ -88,6 +88,15 @@ def test_the_real_commands_keep_their_old_spellings(capsys, tmp_path, argv, old,
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == f"warning: {old} is deprecated and will be removed in the next release; use {new}"
     assert len(err) == 2 and err[1].startswith("error: ") and "No such option" not in err[1]
+
+
+@pytest.mark.parametrize("command", ["bench", "index", "encode", "train"])
+def test_cover_k_takes_auto_and_refuses_other_words_in_one_line(command):
+    param = next(p for p in cli.commands[command].params if "--cover-k" in p.opts)
+    assert param.type.convert("auto", param, None) == "auto" and param.type.convert("7", param, None) == 7
+    with pytest.raises(click.BadParameter) as refused:
+        param.type.convert("big", param, None)
+    assert str(refused.value) == "k must be a positive integer" + (" up to 30" if command == "train" else "") + " or auto, got 'big'"
 
 
 def test_usage_lines_say_clevr_ds(capsys):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from detailclip.cover import complete_cover_boxes, grid_boxes, object_boxes, rounded_size, scheme_boxes
+from detailclip.cover import (AUTO_K, auto_k, auto_k_record, complete_cover_boxes, grid_boxes, image_k, object_boxes,
+                              parse_cover_k, rounded_size, scheme_boxes)
 
 COUNT_TABLE = {  # method.md: windows per kept level
     1: [1], 2: [1, 4], 3: [1, 4, 9], 4: [1, 4, 9, 16], 5: [1, 4, 9, 25], 6: [1, 4, 9, 16, 36],
@@ -81,3 +82,40 @@ def test_scheme_objects_and_errors():
         scheme_boxes("hexagons", 60, 100)
     with pytest.raises(ValueError, match="positive"):
         complete_cover_boxes(0, 10, 3)
+
+
+@pytest.mark.parametrize("input_size", [32, 112, 224])
+@pytest.mark.parametrize("height,width", [(2240, 2240), (4480, 2240), (1000, 8960), (225, 300), (224, 224)])
+def test_auto_k_keeps_the_finest_windows_at_the_input_size(height, width, input_size):
+    k = auto_k(height, width, input_size)
+    cell = max(rounded_size(height, width, k)) // k  # the finest windows' longer side
+    assert input_size / 2 < cell <= input_size or (k == 1 and max(height, width) <= input_size)
+
+
+def test_auto_k_rule_and_window_growth():
+    assert [auto_k(2240, 2240, 224), auto_k(2240, 2240, 112), auto_k(8960, 4480, 112), auto_k(50, 60, 224)] == [10, 20, 80, 1]
+    for side in (1120, 2240, 4480, 8960):  # windows grow as (side / input size)^2: about 1.6 k^2
+        k = auto_k(side, side, 112)
+        assert 1.5 * k * k <= sum(map(len, complete_cover_boxes(side, side, k))) <= 1.7 * k * k
+
+
+def test_parse_cover_k_and_the_record():
+    assert [parse_cover_k(v) for v in ("auto", " AUTO ", "10", 7, "1")] == [AUTO_K, AUTO_K, 10, 7, 1]
+    assert parse_cover_k("30", 30) == 30 and AUTO_K == "auto"
+    for bad, limit in (("0", None), ("-3", None), ("2.5", None), ("ten", None), ("31", 30)):
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            parse_cover_k(bad, limit)
+    with pytest.raises(ValueError) as refused:
+        parse_cover_k("31", 30)
+    assert str(refused.value) == "k must be a positive integer up to 30 or auto, got '31'"
+    with pytest.raises(ValueError) as refused:
+        parse_cover_k("0")
+    assert str(refused.value) == "k must be a positive integer or auto, got '0'"
+    assert [image_k(AUTO_K, 2240, 1000, 112), image_k(7, 2240, 1000, 112), image_k("7", 10, 10, 112)] == [20, 7, 7]
+    assert isinstance(image_k("7", 10, 10, 112), int)
+    for sizes, name in (((0, 10, 32), "height"), ((10, 0, 32), "width"), ((10, 10, 0), "input_size")):
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+            auto_k(*sizes)
+    assert auto_k_record(10, [(2240, 2240)], 112) is None
+    assert auto_k_record(AUTO_K, [(2240, 2240), (4480, 100)], 112) == {
+        "rule": "k = ceil(longest image side / backbone input size)", "input_size": 112, "per_image": [20, 40]}

@@ -22,6 +22,7 @@ class Encoded:
     gflops_per_image: float
     encode_images_per_s: float  # from the measured forward-pass rate (plus any fusion time)
     image_size: int | None = None  # input size of the backbone used, when not the run's own (its text tower scores)
+    cover_k: dict | None = None  # an auto cover's rule and the k each image got (BenchContext.cover_record)
 
 
 class Method(ABC):

@@ -41,10 +41,14 @@ class DetailClip(Method):
             raise ValueError("model detailclip needs --checkpoint (a file written by `python cli.py train`)")
         return read_encoding_config(ctx.checkpoint)
 
+    def k(self, ctx: BenchContext, config: dict) -> int | str:
+        """The cover's k: --cover-k where given, else the checkpoint's."""
+        return config["k"] if ctx.fusion_k is None else ctx.fusion_k
+
     def settings(self, ctx: BenchContext) -> dict:
         config = self.config(ctx)
         return {"checkpoint": str(ctx.checkpoint), "checkpoint_sha256": file_sha256(Path(ctx.checkpoint).resolve()),
-                "scheme": config["scheme"], "k": config["k"], "fusion": config["fusion"]}  # fmt: skip
+                "scheme": config["scheme"], "k": self.k(ctx, config), "fusion": config["fusion"]}  # fmt: skip
 
     def encode(self, ctx: BenchContext) -> Encoded:
         from detailclip.backbones import count_gflops
@@ -54,7 +58,8 @@ class DetailClip(Method):
         device = ctx.backbone().device
         model, config = load_checkpoint(ctx.checkpoint, device)
         config = encoding_config(config, ctx.checkpoint)
-        items = ctx.features(config["scheme"], config["k"], antialias=config.get("antialias", True))
+        k = self.k(ctx, config)
+        items = ctx.features(config["scheme"], k, antialias=config.get("antialias", True))
         start = time.perf_counter()
         vectors = fuse(model, items, device=device, progress=ctx.progress)
         fuse_seconds = (time.perf_counter() - start) / max(len(items), 1)
@@ -62,4 +67,4 @@ class DetailClip(Method):
         sample = torch.from_numpy(items[0].data[None].astype("float32")).to(device), None, items[0].levels[None].to(device)
         gflops = passes * ctx.gflops_per_pass() + count_gflops(model, *sample)
         images_per_s = 1.0 / (passes / ctx.passes_per_second() + fuse_seconds)
-        return Encoded(ImageIndex.single(vectors), passes, gflops, images_per_s)
+        return Encoded(ImageIndex.single(vectors), passes, gflops, images_per_s, cover_k=ctx.cover_record(k))

@@ -29,7 +29,8 @@ class PatchPooling(Method):
         vectors, counts, _ = stack_features(ctx.features(self.scheme, self.k(ctx), size))
         index = ImageIndex(vectors.float(), counts) if self.pool == "max" else ImageIndex.single(mean_vectors(vectors, counts))
         passes = counts.sum().item() / len(counts)
-        return Encoded(index, passes, passes * ctx.gflops_per_pass(size), ctx.passes_per_second(size) / passes, size)
+        return Encoded(index, passes, passes * ctx.gflops_per_pass(size), ctx.passes_per_second(size) / passes, size,
+                       ctx.cover_record(self.k(ctx), size) if self.scheme in ("cc", "grid") else None)
 
 
 @register

@@ -21,9 +21,11 @@ from infra.lock import output_lock
 
 from ..backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, average_prompts, load_backbone
 from ..checkpoint import save_checkpoint, tensor_shapes, wrong_fields
+from ..cover import AUTO_K, auto_k_record
 from ..data import data_hash, load_training_data
 from ..encode import collate
 from ..features import PatchFeatures, extract_features
+from ..images import declared_size
 from ..fusion import build_fusion, max_patch_similarity
 from ..recipe import FusionRecipe, LossConfig, TrainConfig
 from .losses import QueryCalibration, detail_weights, distillation_loss, fidelity
@@ -294,6 +296,9 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
         "val_data_hash": data_hash([i.image_hash for i in val_items], train_set.classes) if val_items else None,
         "num_train_images": len(train_items), "num_val_images": len(val_items) if val_items else 0,
     }
+    if recipe.k == AUTO_K:  # the k each image got
+        run_config["cover_k"] = {name: auto_k_record(AUTO_K, map(declared_size, images.paths), backbone.image_size)
+                                 for name, images in (("train", train_set), ("val", val_set)) if images}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_fusion(recipe.size, backbone.embed_dim, dropout=recipe.dropout, norm_first=recipe.pre_norm,

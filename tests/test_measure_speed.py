@@ -1,0 +1,45 @@
+"""The measuring tools of issue #30: a child's peak RSS is its own, and the GPU check (item 3) on CPU, small: its
+script parses, and its Python prints one table of render and encode rows through the paths the GPU runs
+(measure.encode_speed's child processes included)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from measure.peak_rss import run_measured
+
+ROOT = Path(__file__).resolve().parents[1]
+MiB = 2**20
+
+
+def test_a_childs_peak_rss_is_its_own_not_its_parents(tmp_path):
+    held = b"\x01" * (600 * MiB)  # resident in this process when the child is forked
+    script = tmp_path / "allocate.py"
+    script.write_text("import sys\nblock = b'\\x01' * (200 * 2**20)\nprint(len(block))\nsys.exit(3)\n")
+    run = run_measured([str(script)])
+    assert (run.returncode, run.stdout) == (3, f"{200 * MiB}\n") and len(held) == 600 * MiB
+    assert 200 * MiB < run.peak_rss_bytes < 300 * MiB
+
+
+def test_the_script_parses():
+    subprocess.run(["bash", "-n", str(ROOT / "measure" / "gpu_check.sh")], check=True)
+
+
+def test_the_check_prints_one_table_on_cpu():
+    done = subprocess.run([sys.executable, "-m", "measure.gpu_check", "--device", "cpu", "--render-device", "cpu",
+                           "--resolution", "48", "--presets", "preview", "--render-images", "1", "--models",
+                           "tiny-clip-vit-p8-32", "--sizes", "96", "--covers", "auto", "--images", "1", "--peak-tflops",
+                           "0.05"], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("device cpu") and lines[0].endswith("peak 0.05 TFLOP/s (given)")
+    assert lines[2].split() == ["part", "setting", "s/img", "img/s", "windows/s", "share", "of", "floor"]
+    number = r"\s+([0-9.e+-]+)"
+    render = re.fullmatch(r"\s*render\s+preview, 48 px, cpu, 1 images" + number + r"\s+-\s+-\s+-", lines[3])
+    encode = re.fullmatch(r"\s*encode\s+tiny-clip-vit-p8-32, cc@auto=3, 96 px" + number * 3 + r"\s+([0-9.]+)%", lines[4])
+    assert render and float(render[1]) > 0 and len(lines) == 5
+    seconds, rate, windows, share = map(float, encode.groups())
+    assert abs(seconds * rate - 1) < 0.01 and abs(windows / rate - 14) < 0.01 and share > 0  # cc@3: 14 windows
