@@ -50,10 +50,12 @@ def _data_uri(image, fmt: str = "JPEG") -> str:
 
 
 def thumbnail(path: Path, boxes: list[list[float]], side: int = THUMB_SIDE) -> str:
-    """The image at `side` px (longer side) with `boxes` ([x, y, w, h] px) outlined, as a data URI."""
+    """The image (a file or an archive member) at `side` px (longer side) with `boxes` ([x, y, w, h] px) outlined, as a data URI."""
     from PIL import Image, ImageDraw
 
-    with Image.open(path) as image:
+    from detailclip.images import openable
+
+    with Image.open(openable(path)) as image:
         image = image.convert("RGB")
         scale = side / max(image.size)
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)

@@ -85,14 +85,17 @@ def resolve_backbone(checkpoint: Path | None = None, backbone: str | None = None
     return {**adopted, "image_size": config.get("image_size"), "cover_k": cover_k or default_k, "fusion_k": cover_k}
 
 
-def default_checkpoint(checkpoint: Path | None, detailclip: bool, backbone: str | None,
-                       pretrained: str | None) -> Path | None:  # fmt: skip
-    """`checkpoint`, else the shipped fusion checkpoint when detailclip runs on the default backbone."""
-    if checkpoint is None and detailclip and backbone is None and pretrained is None:
-        from detailclip.backbones import DEFAULT_FUSION_CHECKPOINT
+def default_weights(checkpoint: Path | None, detailclip: bool, backbone: str | None, pretrained: str | None,
+                    family: str | None = None) -> tuple[Path | None, str | None]:
+    """(checkpoint, pretrained) as given; when none of the three is named, the data's scene family's shipped
+    tag and, if detailclip runs, its fusion checkpoint (`detailclip.registry.FAMILY_WEIGHTS`; clevr's for
+    data of no family)."""
+    if checkpoint is not None or backbone is not None or pretrained is not None:
+        return checkpoint, pretrained
+    from detailclip.registry import FAMILY_WEIGHTS
 
-        return DEFAULT_FUSION_CHECKPOINT
-    return checkpoint
+    tag, fusion = FAMILY_WEIGHTS.get(family or "clevr", FAMILY_WEIGHTS["clevr"])
+    return (fusion if detailclip else None), tag
 
 
 def query_latency_ms(index, query: torch.Tensor, k: int) -> float:

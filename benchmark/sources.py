@@ -1,4 +1,5 @@
-"""Data sources of the benchmark: one `Source` per split, read from CLEVR-DS, COCO instances or DOTA labels.
+"""Data sources of the benchmark: one `Source` per split, read from CLEVR-DS (a folder or its WebDataset shards),
+COCO instances or DOTA labels.
 
 The protocol, context and methods see only a Source: image paths and sizes, class names, and per image
 its objects (class, [x, y, w, h] box, visible pixels or area, rel_scale = longest box side / longer
@@ -23,6 +24,7 @@ from clevr_ds.dataset import (DATASET_NAME, DatasetError, finished_scenes, image
 from clevr_ds.dota import HBB_LABELS, IMAGES, LABELS, category_key
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
 from clevr_ds.vocab import Vocabulary
+from clevr_ds.wds import read_shards
 from detailclip.images import IMAGE_SUFFIXES
 from infra.jsonio import MiB, read_bounded
 from infra.jsonio import read_json as bounded_json
@@ -57,7 +59,7 @@ class SourceObject:
 
 @dataclass(frozen=True)
 class SourceImage:
-    path: Path
+    path: Path  # or a member of a WebDataset shard (infra.archive.TarMember), which the image readers take alike
     name: str  # relative to the image root (what score files list)
     width: int
     height: int
@@ -82,8 +84,9 @@ class Source:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Where a command's data is: a CLEVR-DS split (data, split), COCO instances with their image
-    root, or a DOTA folder; classes_file names the classes of COCO or DOTA (one per line)."""
+    """Where a command's data is: a CLEVR-DS split (data, split, or the WebDataset shards wds names: a folder,
+    a pattern or a '::' list), COCO instances with their image root, or a DOTA folder; classes_file names the
+    classes of COCO or DOTA (one per line)."""
 
     data: Path | None = None
     split: str = "test"
@@ -91,10 +94,13 @@ class SourceSpec:
     image_root: Path | None = None
     dota: Path | None = None
     classes_file: Path | None = None
+    wds: str | None = None
 
     def __post_init__(self):
         if self.coco is not None and self.dota is not None:
             raise ValueError("--coco and --dota exclude each other")
+        if self.wds is not None and (self.coco is not None or self.dota is not None):
+            raise ValueError("--wds excludes --coco and --dota")
         if (self.coco is None) != (self.image_root is None):
             raise ValueError("--coco and --image-root go together")
         if self.classes_file is not None and self.coco is None and self.dota is None:
@@ -102,15 +108,27 @@ class SourceSpec:
 
     @property
     def given(self) -> bool:
-        return any(v is not None for v in (self.data, self.coco, self.dota))
+        return any(v is not None for v in (self.data, self.coco, self.dota, self.wds))
+
+    def family(self) -> str | None:
+        """The scene family of a CLEVR-DS split ("clevr" when its meta names none); None for other data or
+        a split without a readable meta (open() says why)."""
+        if self.data is None or self.coco is not None or self.dota is not None:
+            return None
+        try:
+            return load_meta(self.data, self.split).get("family", "clevr")
+        except DatasetError:
+            return None
 
     def open(self, allow_incomplete: bool = False) -> Source:
-        """The Source: --coco, --dota or the CLEVR-DS split (incomplete only with `allow_incomplete`)."""
+        """The Source: --coco, --dota, --wds or the CLEVR-DS split (incomplete only with `allow_incomplete`)."""
         classes = read_class_names(self.classes_file) if self.classes_file is not None else None
         if self.coco is not None:
             return coco_source(self.coco, self.image_root, classes)
         if self.dota is not None:
             return dota_source(self.dota, classes)
+        if self.wds is not None:
+            return wds_source(self.wds, allow_incomplete)
         return clevr_ds_source(self.data, self.split, allow_incomplete)
 
 
@@ -118,15 +136,27 @@ def clevr_ds_source(root: Path | str, split: str, allow_incomplete: bool = False
     """A CLEVR-DS split: classes from its vocabulary, buckets from its scales, `visible: false` objects ignored."""
     meta = load_meta(root, split, META_BENCH)
     scenes = finished_scenes(root, split, SCENE_BENCH, allow_incomplete)
-    images = tuple(
-        SourceImage(image_path(root, s), s["image_filename"], s["width"], s["height"], tuple(
+    return _split_source(meta, scenes, [image_path(root, s) for s in scenes], split_hash(root, split, scenes))
+
+
+def wds_source(spec: str, allow_incomplete: bool = False) -> Source:
+    """A CLEVR-DS split from its WebDataset shards (`clevr_ds.wds`): the same Source as from its folder, the images
+    read from the shards."""
+    shards = read_shards(spec, allow_incomplete)
+    return _split_source(shards.meta, shards.scenes, shards.images, shards.content_hash())
+
+
+def _split_source(meta: dict, scenes: list[dict], images: list, content_hash: str) -> Source:
+    """The Source of a CLEVR-DS split's meta, scenes and their images (paths or archive members)."""
+    records = tuple(
+        SourceImage(image, s["image_filename"], s["width"], s["height"], tuple(
             SourceObject(o["class"], tuple(o["bbox"]), o["visible_pixels"], o["rel_scale"], ignore=not o["visible"])
             for o in s["objects"]
         ))
-        for s in scenes
+        for s, image in zip(scenes, images)
     )  # fmt: skip
     vocabulary = Vocabulary.from_dict(meta["vocabulary"])
-    return Source(meta.get("dataset", DATASET_NAME), split, tuple(vocabulary.classes), images, split_hash(root, split, scenes),
+    return Source(meta.get("dataset", DATASET_NAME), meta["split"], tuple(vocabulary.classes), records, content_hash,
                   tuple(default_buckets(meta["scales"])), meta["num_images"], vocabulary.prompts)  # fmt: skip
 
 

@@ -15,6 +15,11 @@ weights prefer roads and lots for vehicles, water for boats and ships), all of i
 such cover; footprints keep `gap_px` apart and never intersect; on a road a vehicle follows the
 road, in a lot it parks across the lot's long side; elsewhere its heading is free. Every heading is
 recorded as the object's `rotation` (degrees, counter-clockwise from east).
+
+With a user's ground image (`config.ground`, `clevr_ds.ground_image`) the ground is a crop of it
+drawn where the procedural layout would be, and the image knows no covers: every class stands
+anywhere (cover "any", weight 1, free heading), footprints still apart. Without one, nothing
+here draws or weighs differently from before ground images existed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import math
 
 import numpy as np
 
-from . import ground
+from . import ground, ground_image
 from .camera import Camera
 from .sampling import SceneConfig, cannot_place, projected_box, scene_record, scene_seed, solve_size
 from .scales import ScaleRange, range_for_image
@@ -37,6 +42,8 @@ HEADING_JITTER_DEG = 3.0
 COVER_GRID = 24  # points per image side at which the covers an image offers are counted
 GROUND_MARGIN = 1.05  # the ground reaches this much beyond what the camera sees
 MAX_TILT_DEG = 45.0
+ANY = len(ground.COVERS)  # the one cover of a user's ground image: every class stands anywhere on it
+COVER_NAMES = (*ground.COVERS, "any")
 
 
 def reference_length(vocab) -> float:
@@ -125,18 +132,30 @@ def _heading(rng: np.random.Generator, layout: dict, cover: int, xy: np.ndarray)
     return float((base + 180.0 * rng.integers(2) + rng.normal(0.0, HEADING_JITTER_DEG)) % 360.0)
 
 
+def _covers_at(layout: dict, points: np.ndarray) -> np.ndarray:
+    """The cover index (COVER_NAMES) at ground points (N, 2): ANY everywhere on a user's image."""
+    if layout["kind"] == "image":
+        return np.full(len(points), ANY)
+    return ground.cover_at(layout, points)
+
+
 def _offered_covers(camera: Camera, layout: dict) -> set[int]:
     """The covers seen at a grid of points over the image."""
+    if layout["kind"] == "image":
+        return {ANY}
     xs = (np.arange(COVER_GRID) + 0.5) / COVER_GRID
     points = [camera.ground_point(u * camera.width, v * camera.height) for u in xs for v in xs]
     return set(ground.cover_at(layout, np.array([p[:2] for p in points if p is not None])).tolist())
 
 
 def _weights(params: dict) -> np.ndarray:
-    w = np.zeros(len(ground.COVERS))
+    """A class's weight per cover of COVER_NAMES, its best cover 1; ANY (a user's image) 1 for every class."""
+    w = np.zeros(len(COVER_NAMES))
     for name, weight in params["on"].items():
         w[ground.COVERS.index(name)] = weight
-    return w / w.max()
+    w[:ANY] /= w[:ANY].max()
+    w[ANY] = 1.0
+    return w
 
 
 def _place_objects(rng, config: SceneConfig, camera: Camera, layout: dict, scale_range: ScaleRange, gsd: float, meshes) -> list[dict] | None:
@@ -162,7 +181,7 @@ def _place_objects(rng, config: SceneConfig, camera: Camera, layout: dict, scale
             if point is None:
                 continue
             xy = point[:2]
-            cover = int(ground.cover_at(layout, xy[None])[0])
+            cover = int(_covers_at(layout, xy[None])[0])
             if rng.random() >= w[cover]:
                 continue
             rotation = _heading(rng, layout, cover, xy)
@@ -174,7 +193,7 @@ def _place_objects(rng, config: SceneConfig, camera: Camera, layout: dict, scale
             if not inside:
                 continue
             corners = footprint(meshes[shape], size, rotation, xy)
-            if np.any(w[ground.cover_at(layout, corners)] == 0):
+            if np.any(w[_covers_at(layout, corners)] == 0):
                 continue
             if all(footprints_apart(corners, o["footprint"], config.gap_px * gsd) for o in placed):
                 center = [float(xy[0]), float(xy[1]), size * lift(meshes[shape])]
@@ -183,7 +202,7 @@ def _place_objects(rng, config: SceneConfig, camera: Camera, layout: dict, scale
                     "size": float(size), "rotation": rotation, "3d_coords": center,
                     "pixel_coords": camera.project([center])[0].tolist(),
                     "target_scale": float(target if target is not None else max(box[2] - box[0], box[3] - box[1]) / side),
-                    "projected_bbox": [float(v) for v in box], "cover": ground.COVERS[cover], "footprint": corners,
+                    "projected_bbox": [float(v) for v in box], "cover": COVER_NAMES[cover], "footprint": corners,
                 })  # fmt: skip
                 break
         else:
@@ -203,7 +222,11 @@ def sample_scene(config: SceneConfig, index: int) -> dict:
     for _ in range(config.max_scene_attempts):
         camera, tilt = sample_camera(rng, config, gsd)
         lights = sample_sun(rng)
-        layout = ground.sample_layout(rng, GROUND_MARGIN * seen_extent(camera), gsd)
+        half_extent = GROUND_MARGIN * seen_extent(camera)
+        if config.ground is None:
+            layout = ground.sample_layout(rng, half_extent, gsd)
+        else:
+            layout = ground_image.sample_crop(rng, config.ground, half_extent, gsd)
         objects = _place_objects(rng, config, camera, layout, scale_range, gsd, meshes)
         if objects is not None:
             break

@@ -8,9 +8,10 @@ inside: neither clearly present nor clearly absent. Training drops crops that cu
 (`crop_is_clean`); captions mention exactly the objects in the crop.
 
 Captions name each object by colour and shape, with an optional material word (synonyms: metal,
-metallic, shiny; rubber, matte) and size word relative to the crop, in random order, with varied
-joiners and optional prompt templates; objects of one class are grouped ("two red cubes"). A crop
-with no object gets a floor caption. `object_key` is the order-free multiset of classes, the same for
+metallic, shiny; rubber, matte; painted, glossy) and size word relative to the crop, in random order,
+with varied joiners and optional prompt templates; objects of one class are grouped ("two red cubes").
+A crop with no object gets an empty-ground caption of its scene family (`EMPTY_CAPTIONS`).
+`object_key` is the order-free multiset of what the captions name (colour and shape), the same for
 every wording: crops with equal keys are positives of each other in contrastive training.
 `swap_attribute` makes hard negatives: the same objects with one object's shape or colour changed,
 so that a caption of them differs from a true one in a single word.
@@ -23,12 +24,16 @@ from typing import Sequence
 
 import numpy as np
 
-from .vocab import class_name
+from .vocab import Vocabulary
 
-MATERIAL_WORDS = {"metal": ("metal", "metallic", "shiny"), "rubber": ("rubber", "matte")}
+MATERIAL_WORDS = {"metal": ("metal", "metallic", "shiny"), "rubber": ("rubber", "matte"), "paint": ("painted", "glossy")}
 SMALL_WORDS, LARGE_WORDS = ("small", "tiny", "little"), ("large", "big")
-EMPTY_CAPTIONS = ("an empty gray floor", "a plain gray floor", "an empty scene", "a gray floor with nothing on it",
-                  "nothing but a gray floor", "an empty gray surface")
+EMPTY_CAPTIONS = {  # keyed by a vocabulary's prompt set (its scene family); None: CLEVR's gray floor
+    None: ("an empty gray floor", "a plain gray floor", "an empty scene", "a gray floor with nothing on it",
+           "nothing but a gray floor", "an empty gray surface"),
+    "aerial": ("empty ground", "an aerial view of empty land", "fields and roads with no vehicles", "bare ground",
+               "an empty scene", "nothing but land and water"),
+}
 COUNT_WORDS = ("", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 PREFIXES = ("", "", "", "a photo of ", "a render of ", "an image of ", "there is ", "a scene with ")
 EMPTY_KEY = ""
@@ -72,8 +77,8 @@ def crop_contents(crop: Sequence[float], objects: Sequence[dict], rule: Visibili
 
 
 def object_key(objects: Sequence[dict]) -> str:
-    """Order-free key of the classes shown ("" for none): equal keys are contrastive positives."""
-    return "|".join(sorted(obj["class"] for obj in objects))
+    """Order-free key of the colours and shapes shown ("" for none): equal keys are contrastive positives."""
+    return "|".join(sorted(f"{obj['color']} {obj['shape']}" for obj in objects))
 
 
 def plural(shape: str) -> str:
@@ -105,12 +110,12 @@ def _join(phrases: list[str], rng: np.random.Generator) -> str:
 
 def caption(objects: Sequence[dict], crop: Sequence[float], rng: np.random.Generator,
             templates: Sequence[str] = (), p_template: float = 0.3, p_material: float = 0.5,
-            p_size: float = 0.3) -> str:
+            p_size: float = 0.3, empty: Sequence[str] = EMPTY_CAPTIONS[None]) -> str:
     """A random caption of `objects` (those in `crop`); with probability p_template it is put into
     one of `templates` (strings with one "{}", e.g. CLIP's prompt templates), else a plain prefix;
-    a crop without objects gets a floor caption."""
+    a crop without objects gets one of the `empty` captions."""
     if not objects:
-        return str(rng.choice(EMPTY_CAPTIONS))
+        return str(rng.choice(empty))
     groups: dict[str, list[dict]] = {}
     for obj in objects:
         groups.setdefault(obj["class"], []).append(obj)
@@ -125,16 +130,16 @@ def caption(objects: Sequence[dict], crop: Sequence[float], rng: np.random.Gener
     return str(rng.choice(PREFIXES)) + text
 
 
-def swap_attribute(objects: Sequence[dict], rng: np.random.Generator, shapes: Sequence[str],
-                   colors: Sequence[str], p_shape: float = 0.5) -> list[dict]:
+def swap_attribute(objects: Sequence[dict], rng: np.random.Generator, vocabulary: Vocabulary,
+                   p_shape: float = 0.5) -> list[dict]:
     """A copy of `objects` (not empty) in which one random object has another shape (with
     probability p_shape) or another colour of the vocabulary, its class renamed to match."""
     swapped = [dict(obj) for obj in objects]
     obj = swapped[int(rng.integers(len(swapped)))]
-    attribute, values = ("shape", shapes) if rng.random() < p_shape else ("color", colors)
+    attribute, values = ("shape", vocabulary.shapes) if rng.random() < p_shape else ("color", vocabulary.colors)
     others = [v for v in values if v != obj[attribute]]
     obj[attribute] = str(others[int(rng.integers(len(others)))])
-    obj["class"] = class_name(obj["color"], obj["shape"])
+    obj["class"] = vocabulary.class_of(obj["color"], obj["shape"])
     return swapped
 
 

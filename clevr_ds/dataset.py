@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Iterable
 
 from infra.atomic import TMP_MARK
 from infra.errors import ToolkitError
@@ -71,7 +72,12 @@ def clevr_scenes_path(root: Path | str, split: str) -> Path:
 
 def image_path(root: Path | str, scene: dict) -> Path:
     """The scene's image; UnsafePathError if its names are not plain or it resolves outside `root`."""
-    return inside(root, "images", _split(scene["split"]), plain_name(scene["image_filename"], "image_filename"))
+    return inside(root, "images", *_image_parts(scene))
+
+
+def _image_parts(scene: dict) -> tuple[str, str]:
+    """The scene's split and image file name; UnsafePathError unless both are plain names."""
+    return _split(scene["split"]), plain_name(scene["image_filename"], "image_filename")
 
 
 def image_name(split: str, index: int) -> str:
@@ -143,7 +149,12 @@ def load_meta(root: Path | str, split: str, schema: dict = META_BASE) -> dict:
     if not path.exists():
         known = ", ".join(list_splits(root)) or "none"
         raise DatasetError(f"no split {split!r} in {root} (splits there: {known})")
-    meta = read_json(path, root)
+    return checked_meta(read_json(path, root), split, path, schema)
+
+
+def checked_meta(meta, split: str, path: Path | str, schema: dict = META_BASE) -> dict:
+    """`meta` (read from `path`) if it matches `schema`, names `split` (or no split) and promises 1..MAX_IMAGES images;
+    DatasetError naming `path` otherwise."""
     _conform(meta, schema, path)
     if meta.get("split", split) != split:
         raise DatasetError(f"{path}: meta of split {meta['split']!r} in the file of split {split!r}")
@@ -167,10 +178,16 @@ def read_scene(root: Path | str, split: str, name: str, schema: dict = SCENE_BAS
     layout (file name, split and image_filename follow image_index, which lies in 0..num_images-1).
     DatasetError with one line naming the file otherwise."""
     path = scenes_dir(root, split) / name
-    scene = read_json(path, root)  # refuses a path that leaves root
+    return checked_scene(read_json(path, root), split, name, path, schema, num_images, root)  # read_json refuses a path leaving root
+
+
+def checked_scene(scene, split: str, name: str, path: Path | str, schema: dict = SCENE_BASE, num_images: int | None = None,
+                  root: Path | str | None = None) -> dict:  # fmt: skip
+    """`scene`, read from file `name` at `path`, if it matches `schema` and the layout (see read_scene), its names are
+    plain and, with `root`, its image's path stays inside it; DatasetError naming `path` otherwise."""
     _conform(scene, schema, path)
     try:
-        image_path(root, scene)
+        _image_parts(scene) if root is None else image_path(root, scene)
     except UnsafePathError as e:
         raise DatasetError(f"{path}: {e}") from None
     index = scene["image_index"]
@@ -254,12 +271,20 @@ def split_hash(root: Path | str, split: str, scenes: list[dict] | None = None) -
     and, in "render", the EXECUTION_KEYS device, threads, render_s and annotate_s. `scenes` default
     to `load_scenes(root, split)`.
     """
-    h = hashlib.sha256(_content(load_meta(root, split)))
-    for scene in sorted(load_scenes(root, split) if scenes is None else scenes, key=lambda s: s["image_index"]):
-        path = image_path(root, scene)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(f"missing file {path}") from None
-        h.update(_content(scene) + hashlib.sha256(png_content(data, path)).digest())
+    scenes = sorted(load_scenes(root, split) if scenes is None else scenes, key=lambda s: s["image_index"])
+    return content_hash(load_meta(root, split), ((scene, _png(image_path(root, scene))) for scene in scenes))
+
+
+def _png(path: Path) -> tuple[bytes, Path]:
+    try:
+        return path.read_bytes(), path
+    except FileNotFoundError:
+        raise DatasetError(f"missing file {path}") from None
+
+
+def content_hash(meta: dict, images: Iterable[tuple[dict, tuple[bytes, object]]]) -> str:
+    """split_hash of a meta and (scene, (PNG bytes, where they were read)) in image_index order, wherever they are stored."""
+    h = hashlib.sha256(_content(meta))
+    for scene, (data, where) in images:
+        h.update(_content(scene) + hashlib.sha256(png_content(data, where)).digest())
     return h.hexdigest()

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from pathlib import Path
 
-from infra.atomic import Writer, remove_stale_temporaries, text_writer, write_together
-from infra.lock import folder_lock
+from infra.atomic import Writer, copy_writer, text_writer
 from infra.paths import inside, plain_name
 
 from .annotate import scene_mask
-from .dataset import DATASET_NAME, MAX_LISTED, DatasetError, image_path
-from .export import vocabulary_entry
+from .dataset import DATASET_NAME, DatasetError, image_path
+from .export import vocabulary_entry, write_folder
 from .obb import DECIMALS, UnitMeshes, mask_obb, object_heading_obb, scene_camera
 from .vocab import Vocabulary
 
@@ -90,20 +88,6 @@ def label_texts(scene: dict, categories: dict[str, str], meshes: UnitMeshes) -> 
     return "\n".join(oriented) + "\n", "\n".join(horizontal) + "\n"
 
 
-def _copy(source: Path) -> Writer:
-    return lambda path: shutil.copyfile(source, path)
-
-
-def _foreign(out: Path, targets: set[Path]) -> list[str]:
-    """Files in DIR's images and label folders that the export would not write (and temporaries removed)."""
-    found = []
-    for folder in (IMAGES, LABELS, HBB_LABELS):
-        path = inside(out, folder)
-        remove_stale_temporaries(path)
-        found += sorted(p for p in path.iterdir() if p not in targets) if path.is_dir() else []
-    return [str(p.relative_to(out)) for p in found]
-
-
 def write_dota(root: Path | str, split: str, scenes: list[dict], vocab: Vocabulary, out: Path | str | None = None) -> Path:
     """Write the scenes of `split` as a DOTA folder at `out` (default: ROOT/dota/<split>) holding its lock;
     return the folder. DatasetError (before anything is written) for a scene that cannot be exported or a
@@ -117,15 +101,9 @@ def write_dota(root: Path | str, split: str, scenes: list[dict], vocab: Vocabula
     for scene in scenes:
         stem = Path(scene["image_filename"]).stem
         oriented, horizontal = label_texts(scene, categories, meshes)
-        writers[out / IMAGES / scene["image_filename"]] = _copy(image_path(root, scene))
+        writers[out / IMAGES / scene["image_filename"]] = copy_writer(image_path(root, scene))
         writers[out / LABELS / f"{stem}.txt"] = text_writer(oriented)
         writers[out / HBB_LABELS / f"{stem}.txt"] = text_writer(horizontal)
     writers[out / CLASSES] = text_writer("".join(f"{c}\n" for c in vocab.classes))
-    with folder_lock(out, purpose="export"):
-        foreign = _foreign(out, set(writers))
-        if foreign:
-            more = f" and {len(foreign) - MAX_LISTED} more" if len(foreign) > MAX_LISTED else ""
-            raise DatasetError(f"{out} holds files that are not of split {split!r} ({', '.join(foreign[:MAX_LISTED])}{more}); "
-                               "export into an empty folder")  # fmt: skip
-        write_together(writers, root=out)
+    write_folder(out, writers, split, (IMAGES, LABELS, HBB_LABELS))
     return out

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from infra.atomic import atomic_path, write_json
+from infra.atomic import Writer, atomic_path, remove_stale_temporaries, write_json, write_together
+from infra.lock import LOCK_NAME, folder_lock
+from infra.paths import inside
 
 from . import GENERATOR_DATE, GENERATOR_NAME, GENERATOR_VERSION, RENDER_LICENSE
-from .dataset import DATASET_NAME, DatasetError, clevr_scenes_path, coco_path, manifest_path
+from .dataset import DATASET_NAME, MAX_LISTED, DatasetError, clevr_scenes_path, coco_path, manifest_path
 from .vocab import Vocabulary
 
 CLEVR_RELATIONS = ("left", "right", "front", "behind")
@@ -166,3 +168,21 @@ def rewrite_exports(root: Path | str, split: str, scenes: list[dict], vocab: Voc
     write_exports(root, split, scenes, vocab)
     if clevr_scenes_path(root, split).exists():
         write_clevr_scenes(root, split, scenes)
+
+
+def write_folder(out: Path, writers: dict[Path, Writer], split: str, folders: tuple[str, ...] = (".",)) -> None:
+    """Write an export folder's files (target -> writer) as one set, all or none, holding the folder's lock, after
+    refusing (DatasetError, nothing written) files in its `folders` that the set would not write (not the lock, and
+    temporaries of a killed export, which are removed): the folder of another split or another export."""
+    with folder_lock(out, purpose="export"):
+        found = []
+        for folder in folders:
+            path = inside(out, folder)
+            remove_stale_temporaries(path)
+            found += sorted(p for p in path.iterdir() if p not in writers and p.name != LOCK_NAME) if path.is_dir() else []
+        if found:
+            names = [str(p.relative_to(out)) for p in found]
+            more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+            raise DatasetError(f"{out} holds files that are not of split {split!r} ({', '.join(names[:MAX_LISTED])}{more}); "
+                               "export into an empty folder")  # fmt: skip
+        write_together(writers, root=out)

@@ -21,6 +21,7 @@ from infra.errors import ToolkitError
 from . import GENERATOR_NAME, GENERATOR_VERSION
 from .camera import Camera
 from .dataset import image_name
+from .ground_image import GroundImage
 from .scales import ScaleRange, format_scales, parse_scales, range_for_image
 from .shapes import lift, placed_vertices, unit_mesh
 from .vocab import Vocabulary, class_name
@@ -59,6 +60,7 @@ class SceneConfig:
     family: str = "clevr"  # clevr_ds.families: which sampler (and renderer builder) makes the scenes
     gsd: float | None = None  # aerial: metres per pixel (physical sizes); None: sizes follow the scales
     max_tilt_deg: float = 0.0  # aerial: the largest off-nadir tilt of the camera
+    ground: GroundImage | None = None  # aerial: a user's ground image (clevr_ds.ground_image); None: procedural ground
 
 
 def scene_seed(global_seed: int, split: str, index: int) -> int:
@@ -238,6 +240,7 @@ def config_to_dict(config: SceneConfig) -> dict:
         "max_scene_attempts": config.max_scene_attempts,
         "vocabulary": config.vocabulary.to_dict(),
         **({} if config.family == "clevr" else {"family": config.family, "gsd": config.gsd, "max_tilt_deg": config.max_tilt_deg}),
+        **({} if config.ground is None else {"ground": config.ground.to_dict()}),  # absent: metas made before --ground
     }
 
 
@@ -256,4 +259,5 @@ def config_from_dict(data: dict) -> SceneConfig:
         family=data.get("family", "clevr"),
         gsd=data.get("gsd"),
         max_tilt_deg=float(data.get("max_tilt_deg", 0.0)),
+        ground=GroundImage.from_dict(data["ground"]) if data.get("ground") else None,
     )

@@ -23,14 +23,16 @@ class Standard:
     hashes: dict[str, str]  # split -> published content hash
 
     def render_options(self, split: str) -> dict:
-        """Every content-defining `render` option of `split`; ValueError for a split the standard lacks."""
+        """Every content-defining `render` option of `split` (one `options` leaves out: its CONTENT_OPTIONS default);
+        ValueError for a split the standard lacks."""
         if split not in self.splits:
             raise ValueError(f"{self.title} has no split {split!r} (splits: {', '.join(self.splits)})")
-        return {**self.options, "split": split, "num_images": self.splits[split]}
+        return {**CONTENT_OPTIONS, **self.options, "split": split, "num_images": self.splits[split]}
 
 
 CONTENT_OPTIONS = {"scales": "0.01-0.1", "resolution": 2240, "objects": "3-10", "family": "clevr", "gsd": None,
-                   "assets": None, "max_tilt": 0.0, "min_visible_pixels": 16, "engine": None, "samples": None, "denoise": None}
+                   "assets": None, "ground": None, "ground_gsd": None, "max_tilt": 0.0, "min_visible_pixels": 16,
+                   "engine": None, "samples": None, "denoise": None}
 
 STANDARDS: dict[str, Standard] = {
     "quick": Standard(
@@ -43,7 +45,7 @@ STANDARDS: dict[str, Standard] = {
     ),
     "aerial-v1": Standard(
         title="CLEVR-DS aerial v1", options={**CONTENT_OPTIONS, "family": "aerial", "preset": "fast", "seed": 0},
-        splits={"test": 200}, hashes={},
+        splits={"test": 200}, hashes={"test": "efb00253ec94ca7128ae3b2b0e8548cd2f35adf668dc2394a1e6d27233d242ac"},
     ),
 }
 

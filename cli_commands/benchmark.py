@@ -48,7 +48,7 @@ def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,
     from benchmark.leaderboard import build_table, to_markdown
     from benchmark.methods import method_names
     from benchmark.results import load_run
-    from benchmark.runner import BenchConfig, BenchError, default_checkpoint, run_bench
+    from benchmark.runner import BenchConfig, BenchError, default_weights, run_bench
     from clevr_ds.dataset import DatasetError
 
     names = [n.strip() for m in models for n in m.split(",") if n.strip()]
@@ -57,10 +57,10 @@ def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,
     unknown = [n for n in names if n not in method_names()]
     if unknown:
         raise click.ClickException(f"unknown model {unknown[0]!r} (known: {', '.join(method_names())}, baselines, all)")
-    checkpoint = default_checkpoint(checkpoint, "detailclip" in names, backbone, pretrained)
-    if checkpoint is not None and not checkpoint.is_file():
-        raise click.ClickException(f"no checkpoint file {checkpoint}")
     try:
+        checkpoint, pretrained = default_weights(checkpoint, "detailclip" in names, backbone, pretrained, source.family())
+        if checkpoint is not None and not checkpoint.is_file():
+            raise click.ClickException(f"no checkpoint file {checkpoint}")
         cfg = BenchConfig(
             source=source, models=names, backbone=backbone, pretrained=pretrained, seed=seed,
             checkpoint=checkpoint, k=k, buckets=parse_buckets(buckets) if buckets else None,

@@ -219,7 +219,7 @@ def encode(checkpoint, images_dir, out, cover_k, cache_dir, extract_batch, devic
               help="weight of the class-prompt term (0: captions only)")
 @click.option("--class-vector-weight", type=click.FloatRange(0), default=0.0, show_default=True,
               help="weight of the learned-class-vector term (a classifier used only in training)")
-@option("--templates", default="openai80", show_default=True, help="caption wrappers and validation prompts")
+@templates_option
 @click.option("--eval-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
 @option("--checkpoint-every", type=click.IntRange(1), default=100, show_default=True, help="steps")
 @seed_option(default=0, show_default=True)
@@ -278,7 +278,9 @@ def zero_shot(**opts):
     """Zero-shot class accuracy ("<colour> <shape>", or the shape alone for aerial scenes) of a backbone
     on the single-object crops of a split."""
     from clevr_ds.dataset import DatasetError, load_vocabulary
-    from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, BackboneError, load_backbone, pretrained_id
+    from benchmark.runner import default_weights
+    from benchmark.sources import SourceSpec
+    from detailclip.backbones import DEFAULT_BACKBONE, BackboneError, default_pretrained, load_backbone, pretrained_id
     from detailclip.data import SplitImages
     from detailclip.images import ImageError
     from detailclip.text import templates_for
@@ -291,8 +293,10 @@ def zero_shot(**opts):
         vocabulary = load_vocabulary(opts["data_dir"], opts["split"])
         opts["templates"] = templates_for(opts["templates"], vocabulary.prompts)
         data = SplitImages.load(opts["data_dir"], opts["split"], not opts["quiet"], opts["allow_incomplete"])
-        backbone = load_backbone(opts["backbone"] or DEFAULT_BACKBONE, opts["pretrained"] or DEFAULT_PRETRAINED,
-                                 device=opts["device"])
+        family = SourceSpec(data=opts["data_dir"], split=opts["split"]).family()
+        _, pretrained = default_weights(None, False, opts["backbone"], opts["pretrained"], family)
+        name = opts["backbone"] or DEFAULT_BACKBONE
+        backbone = load_backbone(name, pretrained or default_pretrained(name), device=opts["device"])
         _warn_if_untrained(backbone)
         reports = evaluate_zero_shot(backbone, data, vocabulary, opts["factors"], opts["min_pixels"], opts["templates"])
     except (DatasetError, ImageError, BackboneError, ValueError, RuntimeError) as e:

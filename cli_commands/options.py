@@ -45,6 +45,7 @@ MEANINGS = {
     "--val-split": "the CLEVR-DS split a training validates on",
     "--verify": "check every run against its saved scores, split and weights (a verified column)",
     "--warmup": "fraction of a training's steps spent warming up the learning rate",
+    "--wds": "the WebDataset shards of a CLEVR-DS split as the data source",
     "--weight-decay": "AdamW weight decay of a training",
 }
 
@@ -195,7 +196,7 @@ def feature_options(cache_default: str):
 
 
 def source_options(data_default: Path | None, data_help: str):
-    """The data source (--data, --split, --coco, --image-root, --dota, --classes), passed to the
+    """The data source (--data, --split, --coco, --image-root, --dota, --wds, --classes), passed to the
     command as one argument `source`: a benchmark.sources.SourceSpec (flag conflicts: one line)."""
 
     def decorate(command):
@@ -204,14 +205,17 @@ def source_options(data_default: Path | None, data_help: str):
         @option("--coco", type=click.Path(path_type=Path), help="COCO instances JSON instead of a CLEVR-DS split (with --image-root).")
         @option("--image-root", type=click.Path(path_type=Path), help="Folder of the --coco images (file_name is relative to it).")
         @option("--dota", type=click.Path(path_type=Path), help="DOTA v1/v1.5 folder (images/, labelTxt/) instead of a CLEVR-DS split.")
+        @option("--wds", metavar="SHARDS",
+                help="WebDataset shards of a CLEVR-DS split (export --format wds) instead of its folder: their folder, "
+                     "'DIR/test-{000000..000009}.tar' or a '::'-separated list.")
         @option("--classes", "classes_file", type=click.Path(path_type=Path),
                 help="Class names, one per line: --coco: prompts in category order; --dota: the categories (default: DOTA-v1.5's).")
         @functools.wraps(command)
-        def run(*args, data, split, coco, image_root, dota, classes_file, **kwargs):
+        def run(*args, data, split, coco, image_root, dota, wds, classes_file, **kwargs):
             from benchmark.sources import SourceSpec
 
             try:
-                spec = SourceSpec(None if coco or dota else data, split, coco, image_root, dota, classes_file)
+                spec = SourceSpec(None if coco or dota or wds else data, split, coco, image_root, dota, classes_file, wds)
             except ValueError as e:
                 raise click.ClickException(str(e)) from None
             return command(*args, source=spec, **kwargs)

@@ -22,6 +22,7 @@ from .options import device_option, executor_options, option, quiet_option, seed
 DEFAULT_NUM_IMAGES = 20
 MIN_SIDE = 16
 MAX_TILT_DEG = 45.0
+PRESET_KEYS = ("engine", "samples", "denoise")  # options whose None means the preset's value
 
 
 class Resolution(click.ParamType):
@@ -59,6 +60,12 @@ class Resolution(click.ParamType):
                    "their scales follow (leave --scales out)")
 @click.option("--assets", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="aerial: a folder of your own models (glTF/GLB, OBJ, PLY, .blend) and its assets.json; each adds a class")
+@click.option("--ground", type=click.Path(path_type=Path), default=None,
+              help="aerial: your own orthophoto (PNG, JPEG, TIFF, ...) as the ground instead of the procedural one; each "
+                   "scene crops it by its seed (tiled when small); stored in the split")
+@click.option("--ground-gsd", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="aerial, with --ground: metres per pixel of the ground image [default: each scene's gsd, one image pixel "
+                   "per rendered pixel]")
 @click.option("--max-tilt", type=click.FloatRange(0, MAX_TILT_DEG), default=0.0, show_default=True,
               help="aerial: the largest off-nadir camera tilt in degrees (each scene draws its own, recorded)")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="default", show_default=True, help="quality preset")
@@ -75,21 +82,25 @@ class Resolution(click.ParamType):
 @click.option("--standard", metavar="NAME", default=None, help=f"{'|'.join(STANDARDS)}: a named benchmark split (v1: CLEVR-DS-bench v1, 200 test images; aerial-v1: its aerial twin): fixes every option that defines content; --out defaults to output/clevr-ds-bench-NAME (quick: the default split, output/clevr-ds)")
 @option("--resume", is_flag=True, help="continue the split already in --out with its recorded settings")
 @quiet_option
-def render(scales, num_images, split, resolution, objects, family, gsd, assets, max_tilt, preset, engine, samples, denoise, device, seed, workers, cluster, chunk_size, min_visible_pixels, out, standard, resume, quiet):
+def render(scales, num_images, split, resolution, objects, family, gsd, assets, ground, ground_gsd, max_tilt, preset, engine, samples, denoise, device, seed, workers, cluster, chunk_size, min_visible_pixels, out, standard, resume, quiet):
     """Render a CLEVR-DS split (re-running the same command resumes it)."""
     if standard:
         ctx = click.get_current_context()
         fixed = standard_options(ctx, standard)
-        names = ("scales", "num_images", "split", "resolution", "objects", "family", "gsd", "assets", "max_tilt", "preset",
-                 "engine", "samples", "denoise", "seed", "min_visible_pixels", "out")
-        (scales, num_images, split, resolution, objects, family, gsd, assets, max_tilt, preset, engine, samples, denoise,
-         seed, min_visible_pixels, out) = (as_read(ctx, name, fixed[name]) for name in names)
-    check_family_options(click.get_current_context(), family, gsd, max_tilt, assets)
+        names = ("scales", "num_images", "split", "resolution", "objects", "family", "gsd", "assets", "ground", "ground_gsd",
+                 "max_tilt", "preset", "engine", "samples", "denoise", "seed", "min_visible_pixels", "out")
+        (scales, num_images, split, resolution, objects, family, gsd, assets, ground, ground_gsd, max_tilt, preset, engine,
+         samples, denoise, seed, min_visible_pixels, out) = (as_read(ctx, name, fixed[name]) for name in names)
+    check_family_options(click.get_current_context(), family, gsd, max_tilt, assets, ground, ground_gsd)
     if assets and (cluster or resume):
         raise click.UsageError("--assets cannot go with --executor ray (its nodes would lack the models)" if cluster
                                else "--assets cannot go with --resume (a resumed split has its models)")
+    if ground and (cluster or resume):
+        raise click.UsageError("--ground cannot go with --executor ray (its nodes would lack the image)" if cluster
+                               else "--ground cannot go with --resume (a resumed split has its ground image)")
     from clevr_ds.aerial import physical_scales
     from clevr_ds.dataset import DatasetError, load_meta
+    from clevr_ds.ground_image import read_ground
     from clevr_ds.sampling import SceneConfig, SceneSamplingError, config_from_dict
     from clevr_ds.scales import parse_int_range, parse_scales
     from clevr_ds.vocab import Vocabulary
@@ -107,7 +118,10 @@ def render(scales, num_images, split, resolution, objects, family, gsd, assets, 
             config = config_from_dict(meta)
             settings = RenderSettings(**meta["render"])
             num_images, min_visible_pixels = meta["num_images"], meta["min_visible_pixels"]
+            if cluster and config.ground is not None:
+                raise click.UsageError("a split with a ground image cannot resume with --executor ray (its nodes would lack the image)")
         else:
+            ground_image = read_ground(ground, ground_gsd) if ground else None
             vocabulary = Vocabulary.of_family(family)
             if assets:
                 vocabulary = asset_vocabulary(assets, vocabulary)
@@ -122,22 +136,29 @@ def render(scales, num_images, split, resolution, objects, family, gsd, assets, 
                 family=family,
                 gsd=gsd,
                 max_tilt_deg=max_tilt,
+                ground=ground_image,
             )
             settings = PRESETS[preset].with_overrides(engine=engine, samples=samples, denoise=denoise, device=device)
         runner = RayExecutor(cluster.address) if cluster else LocalPool(workers)
-        scenes = render_split(out, config, settings, num_images, workers, min_visible_pixels, chunk_size, quiet, runner, assets)
+        scenes = render_split(out, config, settings, num_images, workers, min_visible_pixels, chunk_size, quiet, runner, assets,
+                              ground)
     except (ValueError, DatasetError, SceneSamplingError, RenderError, FolderLockedError) as e:
         raise click.ClickException(str(e)) from None
     if not quiet:
         click.echo(f"{len(scenes)} scenes of split {config.split!r} in {out}")
 
 
-def check_family_options(ctx: click.Context, family: str, gsd: float | None, max_tilt: float, assets: Path | None) -> None:
-    """Refuse aerial-only options for another family, and --gsd beside an explicit --scales."""
+def check_family_options(ctx: click.Context, family: str, gsd: float | None, max_tilt: float, assets: Path | None,
+                         ground: Path | None = None, ground_gsd: float | None = None) -> None:
+    """Refuse aerial-only options for another family, --ground-gsd without --ground, and --gsd beside an explicit
+    --scales."""
     if family != "aerial":
-        for flag, value in (("--gsd", gsd), ("--max-tilt", max_tilt), ("--assets", assets)):
+        for flag, value in (("--gsd", gsd), ("--max-tilt", max_tilt), ("--assets", assets), ("--ground", ground),
+                            ("--ground-gsd", ground_gsd)):
             if value:
                 raise click.UsageError(f"{flag} applies to --family aerial only")
+    if ground_gsd and not ground:
+        raise click.UsageError("--ground-gsd is the scale of a --ground image; give --ground IMAGE too")
     if gsd and ctx.get_parameter_source("scales") is ParameterSource.COMMANDLINE:
         raise click.UsageError("--gsd gives objects their physical sizes, so their scales follow; leave --scales out")
 
@@ -153,7 +174,7 @@ def standard_options(ctx: click.Context, name: str) -> dict:
     for key, value in fixed.items():
         if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE and ctx.params[key] != as_read(ctx, key, value):
             flag = "--" + key.replace("_", "-")
-            fixed_to = "the preset's value" if value is None else value
+            fixed_to = value if value is not None else "the preset's value" if key in PRESET_KEYS else "none"
             raise click.UsageError(f"--standard {name} fixes {flag} to {fixed_to}; leave {flag} out")
     explicit_out = ctx.get_parameter_source("out") is ParameterSource.COMMANDLINE
     return {**fixed, "out": ctx.params["out"] if explicit_out else default_folder(name)}

@@ -29,10 +29,10 @@ SEARCH_METHODS = ("detailclip", "cc-max", "clip")
 def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, cache_dir, extract_batch, device, cluster,
           quiet):
     """Index every image under IMAGES (one or several vectors per image); rerun to resume from the feature cache."""
-    from benchmark.runner import BenchError, default_checkpoint
+    from benchmark.runner import BenchError, default_weights
     from benchmark.search import build_index
 
-    checkpoint = default_checkpoint(checkpoint, method == "detailclip", backbone, pretrained)
+    checkpoint, pretrained = default_weights(checkpoint, method == "detailclip", backbone, pretrained)
     try:
         built = build_index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k,
                             cache_dir_option(cache_dir, out.parent / "feature_cache"), extract_batch, device, not quiet,

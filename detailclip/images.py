@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -32,17 +33,24 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_bytes(path: str | Path) -> bytes:
+def read_bytes(path) -> bytes:
+    """The bytes of an image file, or of an archive member (anything with its own read_bytes(): infra.archive.TarMember)."""
     try:
-        return Path(path).read_bytes()
+        return (path if hasattr(path, "read_bytes") else Path(path)).read_bytes()
     except OSError as e:
         raise ImageError(f"cannot read image {path}: {e.strerror or e}") from None
 
 
-def declared_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) from an image file's header, nothing decoded; (0, 0) when it cannot be read (decoding says why)."""
+def openable(path):
+    """What Pillow opens for `path`: a file name as it is, an archive member as its bytes."""
+    return path if isinstance(path, (str, os.PathLike)) else io.BytesIO(path.read_bytes())
+
+
+def declared_size(path) -> tuple[int, int]:
+    """(height, width) from an image's header (a file or an archive member), nothing decoded; (0, 0) when it cannot
+    be read (decoding says why)."""
     try:
-        with _pillow().open(path) as image:
+        with _pillow().open(openable(path)) as image:
             return image.height, image.width
     except (OSError, ValueError):
         return 0, 0
@@ -66,8 +74,6 @@ def decode_image(data: bytes, path: str | Path = "<bytes>", max_pixels: int | No
     16-bit colour PNGs as their high byte (v >> 8, within one level of that). Palettes are
     expanded and alpha is dropped (as open_clip's preprocessing does), not composited.
     """
-    import io
-
     import torch
     from PIL import UnidentifiedImageError
 

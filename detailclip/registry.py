@@ -16,9 +16,14 @@ from pathlib import Path
 MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 # built-in tag -> (architecture, file in WEIGHTS_DIR): backbones trained by this project (offline)
-BUILTIN_WEIGHTS = {"clevr-ds-v3": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v3.safetensors")}
-# DetailCLIP fusion checkpoint trained on the default backbone (the default of `encode` and `bench --model detailclip`)
-DEFAULT_FUSION_CHECKPOINT = WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-v3.pt"
+BUILTIN_WEIGHTS = {"clevr-ds-v3": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v3.safetensors"),
+                   "clevr-ds-aerial-v1": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-aerial-v1.safetensors")}
+# scene family -> (built-in tag, DetailCLIP fusion checkpoint trained on it): what `bench` and `zero-shot` use on
+# a family's data when no backbone, weights or checkpoint are named; clevr's for any other data
+FAMILY_WEIGHTS = {"clevr": ("clevr-ds-v3", WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-v3.pt"),
+                  "aerial": ("clevr-ds-aerial-v1", WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-aerial-v1.pt")}
+# the default of `encode`, `index` and `bench --model detailclip` on data of no family
+DEFAULT_FUSION_CHECKPOINT = FAMILY_WEIGHTS["clevr"][1]
 
 
 def config_names() -> list[str]:

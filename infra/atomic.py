@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -119,6 +120,11 @@ def _remove(paths) -> None:
 def text_writer(text: str) -> Writer:
     """A writer of `text` as UTF-8."""
     return lambda path: path.write_text(text, encoding="utf-8")
+
+
+def copy_writer(source: str | os.PathLike) -> Writer:
+    """A writer of a copy of the file `source`."""
+    return lambda path: shutil.copyfile(source, path)
 
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)

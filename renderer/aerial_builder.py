@@ -1,6 +1,8 @@
-"""Build an aerial scene in Blender: a textured ground painted from the scene's land-cover layout, a sun,
-a sky and the objects, each mesh with its parts (`clevr_ds.aerial_meshes.PARTS`): the body in the
-object's colour and material, the other parts in the fixed materials of PART_MATERIALS."""
+"""Build an aerial scene in Blender: a textured ground painted from the scene's land-cover layout (or cut
+from the user's ground image, `clevr_ds.ground_image`: the worker adds the absolute `path` of the
+split's copy to the scene's `ground`), a sun, a sky and the objects, each mesh with its parts
+(`clevr_ds.aerial_meshes.PARTS`): the body in the object's colour and material, the other parts in the
+fixed materials of PART_MATERIALS."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from clevr_ds import ground
+from clevr_ds import ground, ground_image
 from clevr_ds.aerial_meshes import PARTS
 from clevr_ds.shapes import mesh_with_parts
 from clevr_ds.vocab import Vocabulary
@@ -33,7 +35,10 @@ PART_MATERIALS = {
 def _ground_image(layout: dict, gsd: float) -> bpy.types.Image:
     """The layout's texture as a float Blender image, about one texel per metre of gsd."""
     side = min(MAX_TEXTURE_SIDE, math.ceil(2 * layout["half_extent_m"] / gsd))
-    rgb = ground.texture(layout, side, gsd)
+    if layout["kind"] == "image":
+        rgb = ground_image.texture(layout, ground_image.load_pixels(layout["path"], layout["sha256"]), side)
+    else:
+        rgb = ground.texture(layout, side, gsd)
     rgba = np.concatenate([rgb, np.ones((side, side, 1), np.float32)], -1)[::-1]  # Blender's rows run bottom-up
     image = bpy.data.images.new("ground", side, side, float_buffer=True)
     image.pixels.foreach_set(np.ascontiguousarray(rgba).ravel())

@@ -28,6 +28,7 @@ from clevr_ds.dataset import (DATASET_NAME, MAX_IMAGES, defining, image_file, lo
                               scene_path, written_folders)  # fmt: skip
 from clevr_ds.export import rewrite_exports
 from clevr_ds.families import sample_scene
+from clevr_ds.ground_image import check_stored, store_ground
 from clevr_ds.sampling import SceneConfig, config_to_dict
 from clevr_ds.schema import META_COUNT
 from infra.atomic import remove_stale_temporaries, write_json
@@ -116,15 +117,20 @@ def render_split(
     quiet: bool = False,
     executor: Executor | None = None,
     assets: Path | str | None = None,
+    ground: Path | str | None = None,
 ) -> list[dict]:
     """Render scenes 0..num_images-1 of `config.split` into `out` with `executor` (default: a
     `LocalPool` of `workers`), in jobs of `chunk_size` scenes; return all finished scenes. `assets`:
-    the folder of the user's models in `config.vocabulary` (`renderer.assets`), stored in `out` first."""
+    the folder of the user's models in `config.vocabulary` (`renderer.assets`), stored in `out` first;
+    `ground`: the user's image of `config.ground` (`clevr_ds.ground_image`), stored in `out` first
+    (without it, as on --resume, `out` must hold its copy)."""
     executor = executor or LocalPool(workers)
     out = Path(out)
     check_request(config, settings, num_images, workers)
     for i in range(min(num_images, len(config.scales))):
         sample_scene(config, i)  # an impossible request fails here, before anything is written
+    if config.ground is not None and ground is None:
+        check_stored(config.ground, out)
     written_folders(out, config.split)
     if settings.device == "gpu":
         probe_gpu()
@@ -135,6 +141,8 @@ def render_split(
             remove_stale_temporaries(folder)  # left by a killed writer
         if assets is not None:
             store_assets(assets, out)
+        if ground is not None:
+            store_ground(ground, config.ground, out)
         todo = [i for i in range(num_images) if not _finished(out, config.split, i)]
         scenes = [sample_scene(config, i) for i in todo]
         write_json(meta_path(out, config.split), meta, indent=2, root=out)

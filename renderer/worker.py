@@ -34,13 +34,24 @@ def _output_paths(out: Path, scene: dict, source: Path) -> tuple[Path, Path]:
     return tuple(inside(out, *p.relative_to(out).parts, source=source) for p in paths)
 
 
+def _with_ground_path(scene: dict, out: Path, source: Path) -> dict:
+    """The scene with its ground image's stored copy as an absolute `path` (checked to stay in `out`), for the
+    builder; a scene without one as it is."""
+    layout = scene.get("ground")
+    if not isinstance(layout, dict) or layout.get("kind") != "image":
+        return scene
+    return dict(scene, ground=dict(layout, path=str(inside(out, *layout["file"].split("/"), source=source))))
+
+
 def run_job(job: dict, source: Path) -> None:
     out = Path(job["out"])
     vocab = resolved(Vocabulary.from_dict(job["vocabulary"]), out, source)
     settings = RenderSettings(**job["settings"])
     for scene in job["scenes"]:
         image, scene_file = _output_paths(out, scene, source)
-        annotated = render_scene(scene, vocab, settings, image, job["min_visible_pixels"])
+        annotated = render_scene(_with_ground_path(scene, out, source), vocab, settings, image, job["min_visible_pixels"])
+        if "ground" in scene:
+            annotated["ground"] = scene["ground"]  # the scene JSON names the split's copy, never where it lies
         write_json(scene_file, annotated)
         print(f"done {scene['image_index']}", flush=True)
 

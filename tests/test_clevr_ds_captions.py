@@ -17,6 +17,7 @@ from clevr_ds.captions import (
     single_object_crops,
     swap_attribute,
 )
+from clevr_ds.vocab import Vocabulary
 
 RULE = VisibilityRule(input_size=100, min_pixels=4, min_inside=0.7, max_outside_cut=0.1)
 
@@ -86,7 +87,7 @@ def test_caption_groups_a_class_and_describes_empty_crops():
     two = [obj("red", "cube", [0, 0, 30, 30]), obj("red", "cube", [50, 50, 30, 30])]
     texts = {caption(two, [0, 0, 200, 200], np.random.default_rng(s)) for s in range(20)}
     assert all("two" in t and "cubes" in t for t in texts)
-    assert all(caption([], [0, 0, 9, 9], np.random.default_rng(s), ["a photo of a {}."]) in EMPTY_CAPTIONS
+    assert all(caption([], [0, 0, 9, 9], np.random.default_rng(s), ["a photo of a {}."]) in EMPTY_CAPTIONS[None]
                for s in range(20))
 
 
@@ -133,9 +134,10 @@ def test_object_windows_frame_an_object():
 def test_swap_attribute_changes_one_shape_or_colour():
     objects = [obj("red", "cube", [0, 0, 10, 10]), obj("blue", "sphere", [20, 0, 10, 10], material="metal")]
     shapes, colors = ["cube", "sphere", "cylinder"], ["red", "blue", "green"]
+    vocabulary = Vocabulary("test", {s: {} for s in shapes}, {c: (0, 0, 0) for c in colors}, {"rubber": {}})
     kinds = set()
     for seed in range(40):
-        swapped = swap_attribute(objects, np.random.default_rng(seed), shapes, colors, p_shape=0.5)
+        swapped = swap_attribute(objects, np.random.default_rng(seed), vocabulary, p_shape=0.5)
         changed = [(a, b) for a, b in zip(objects, swapped) if a != b]
         assert len(changed) == 1 and len(swapped) == 2
         before, after = changed[0]
@@ -147,6 +149,21 @@ def test_swap_attribute_changes_one_shape_or_colour():
         kinds |= diff
     assert kinds == {"shape", "color"}
     assert objects[0]["class"] == "red cube" and objects[1]["class"] == "blue sphere"  # inputs untouched
-    only_shapes = {swap_attribute(objects, np.random.default_rng(s), shapes, colors, p_shape=1.0)[0]["color"]
+    only_shapes = {swap_attribute(objects, np.random.default_rng(s), vocabulary, p_shape=1.0)[0]["color"]
                    for s in range(20)}
     assert only_shapes == {"red"}
+
+
+def test_aerial_captions_keep_colour_in_the_key_and_shape_alone_in_the_class():
+    aerial = Vocabulary.of_family("aerial")
+    car = {"color": "white", "shape": "car", "class": "car", "material": "paint", "bbox": [0, 0, 10, 10], "visible": True}
+    colour_swaps = [swap_attribute([car], np.random.default_rng(s), aerial, p_shape=0.0)[0] for s in range(10)]
+    assert all(o["class"] == "car" and o["color"] != "white" and o["color"] in aerial.colors for o in colour_swaps)
+    assert all(object_key([o]) != object_key([car]) for o in colour_swaps)  # a recoloured caption is a negative
+    shape_swaps = [swap_attribute([car], np.random.default_rng(s), aerial, p_shape=1.0)[0] for s in range(10)]
+    assert all(o["class"] == o["shape"] != "car" and o["shape"] in aerial.shapes for o in shape_swaps)
+    texts = {caption([car], [0, 0, 100, 100], np.random.default_rng(s), p_material=1.0) for s in range(20)}
+    assert all("white" in t and "car" in t for t in texts) and any("painted" in t or "glossy" in t for t in texts)
+    empty = EMPTY_CAPTIONS[aerial.prompts]
+    assert {caption([], [0, 0, 9, 9], np.random.default_rng(s), empty=empty) for s in range(30)} <= set(empty)
+    assert not any("floor" in t for t in empty)

@@ -101,7 +101,7 @@ def test_flags_equal_to_the_standard_and_execution_flags_are_accepted():
     ctx = render.make_context("render", ["--standard", "v1", "--preset", "fast", "--seed", "0", "--workers", "2"])
     fixed = standard_options(ctx, "v1")
     assert fixed == {"split": "test", "num_images": 200, "resolution": 2240, "scales": "0.01-0.1", "objects": "3-10",
-                     "family": "clevr", "gsd": None, "assets": None, "max_tilt": 0.0,
+                     "family": "clevr", "gsd": None, "assets": None, "ground": None, "ground_gsd": None, "max_tilt": 0.0,
                      "preset": "fast", "seed": 0, "min_visible_pixels": 16, "engine": None, "samples": None,
                      "denoise": None, "out": "output/clevr-ds-bench-v1"}  # fmt: skip
     ctx = render.make_context("render", ["--standard", "v1", "--out", "elsewhere"])

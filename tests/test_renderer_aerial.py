@@ -83,3 +83,47 @@ def test_family_flags_refuse_what_does_not_fit_in_one_line(tmp_path, args, messa
     proc = run_cli("render", "--out", str(tmp_path / "x"), "-n", "1", "--resolution", "64", *args, check=False)
     assert proc.returncode != 0 and message in proc.stderr and len(proc.stderr.strip().splitlines()) <= 3
     assert not (tmp_path / "x").exists()
+
+
+def test_backbone_training_speaks_the_aerial_vocabulary(aerial_split):
+    import torch
+
+    from clevr_ds.captions import EMPTY_CAPTIONS
+    from clevr_ds.dataset import load_vocabulary
+    from detailclip.data import SplitImages
+    from detailclip.training.backbone_trainer import BackboneTrainConfig, BackboneTrainer
+
+    data, vocabulary = SplitImages.load(aerial_split, "val"), load_vocabulary(aerial_split, "val")
+    config = BackboneTrainConfig(model="tiny-clip-vit-p8-32", steps=2, batch_size=16, images_per_batch=3,
+                                 hard_negatives=1, class_weight=1.0, class_vector_weight=1.0, min_pixels=2)
+    trainer = BackboneTrainer(data, data, vocabulary, config, torch.device("cpu"), {"data": "aerial"})
+    assert trainer.config.templates == "aerial" and trainer.run_config["train"]["templates"] == "aerial"
+    assert trainer.classes == list(vocabulary.shapes) and trainer.class_vectors.shape[0] == 8
+    _, captions, _, present = trainer.batch()
+    shown = {name for row in present.tolist() for name, on in zip(trainer.classes, row) if on}
+    assert shown and shown <= set(vocabulary.shapes)
+    assert not any("floor" in text for text in captions)
+    empty = [text for text in captions if not any(shape in text for shape in vocabulary.shapes)]
+    assert all(any(e in text for e in EMPTY_CAPTIONS["aerial"]) for text in empty)
+    assert trainer.train_step()["loss"] > 0
+
+
+def test_aerial_data_gets_the_aerial_weights_unless_weights_are_named(aerial_split, tiny_dataset, tmp_path):
+    from benchmark.results import load_run
+    from benchmark.runner import default_weights
+    from benchmark.sources import SourceSpec
+    from detailclip.registry import FAMILY_WEIGHTS
+
+    assert SourceSpec(data=aerial_split, split="val").family() == "aerial"
+    assert SourceSpec(data=tiny_dataset, split="val").family() == "clevr"
+    assert SourceSpec(data=tmp_path, split="val").family() is None
+    tag, fusion = FAMILY_WEIGHTS["aerial"]
+    assert fusion.is_file() and default_weights(None, True, None, None, "aerial") == (fusion, tag)
+    assert default_weights(None, False, None, None, None) == (None, "clevr-ds-v3")
+    assert default_weights(None, True, "ViT-B-32", None, "aerial") == (None, None)
+    assert default_weights(tmp_path / "x.pt", True, None, None, "aerial") == (tmp_path / "x.pt", None)
+    run_cli("bench", "--data", str(aerial_split), "--split", "val", "--model", "clip,detailclip", "--out",
+            str(tmp_path / "runs"), "--buckets", "0.05,0.1,0.3", "--quiet")
+    records = [load_run(p) for p in sorted((tmp_path / "runs").glob("*.json"))]
+    assert sorted(r["method"] for r in records) == ["clip", "detailclip"]
+    assert {r["pretrained"] for r in records} == {tag} and {r["protocol"]["templates"] for r in records} == {"aerial"}

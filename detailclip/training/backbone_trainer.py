@@ -18,8 +18,10 @@ multi-positive soft targets (pairs whose object sets are equal share the target 
   step give the image tower shape, and the text tower follows.
 
 AdamW (no decay on gains, biases, embeddings and the temperature), linear warm-up and cosine decay,
-gradient clipping, CLIP's learnable temperature (clamped at 100). Validation: zero-shot
-"<colour> <shape>" accuracy on single-object crops of the validation split. Resumable state file,
+gradient clipping, CLIP's learnable temperature (clamped at 100). Validation: zero-shot class
+accuracy (the vocabulary's classes: "<colour> <shape>", or the shape alone for aerial scenes) on
+single-object crops of the validation split. Captions and prompts follow the data's scene family
+(its prompt templates and empty-ground captions). Resumable state file,
 CSV log and the final fp16 safetensors + JSON sidecar are written atomically; identical runs write
 identical weights and state files (training seconds go to the CSV log and the sidecar only).
 """
@@ -29,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from clevr_ds.captions import VisibilityRule, caption, object_key, sample_crops, swap_attribute
+from clevr_ds.captions import EMPTY_CAPTIONS, VisibilityRule, caption, object_key, sample_crops, swap_attribute
 from clevr_ds.dataset import load_vocabulary, split_hash
 from clevr_ds.vocab import Vocabulary
 from infra.atomic import write_bytes, write_json
@@ -48,7 +50,7 @@ from ..checkpoint import wrong_fields
 from ..data import SplitImages
 from ..patches import extract_patches
 from ..registry import register
-from ..text import resolve_templates
+from ..text import resolve_templates, templates_for
 from ..zero_shot import class_accuracy, predict_classes, single_object_items
 from .state import logged_column, lr_factor, resume_from, save_state, write_log
 
@@ -74,7 +76,7 @@ class BackboneTrainConfig:
     shape_swap_share: float = 0.5  # share of hard negatives that swap a shape (the rest swap a colour)
     class_weight: float = 0.0  # weight of the class-prompt term
     class_vector_weight: float = 0.0  # weight of the learned-class-vector term
-    templates: str = "openai80"  # prompt templates: caption wrappers and validation class prompts
+    templates: str | None = None  # caption wrappers and validation prompts; None: the data's own (detailclip.text.templates_for)
     val_factor: float = 3.0  # validation crop side / object box side
     eval_every: int = 100
     checkpoint_every: int = 100
@@ -127,7 +129,9 @@ class BackboneTrainer:
         import open_clip
 
         register()
+        config = replace(config, templates=templates_for(config.templates, vocabulary.prompts))
         self.config, self.device, self.train, self.vocabulary = config, device, train, vocabulary
+        self.empty_captions = EMPTY_CAPTIONS.get(vocabulary.prompts, EMPTY_CAPTIONS[None])
         self.classes = vocabulary.classes
         self.run_config = {**run_config, "train": asdict(config)}
         with torch.random.fork_rng(devices=[]), quiet_open_clip():
@@ -159,6 +163,9 @@ class BackboneTrainer:
         self.log: list[dict] = []
         self.timings: list[float | None] = []  # training seconds at each log row: in the CSV log, not the state
 
+    def caption(self, objects: list[dict], box: list[float]) -> str:
+        return caption(objects, box, self.rng, self.templates, empty=self.empty_captions)
+
     def batch(self) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
         """(patches [B, 3, S, S], captions [B + hard negatives], key ids of the captions, classes
         present [B, C]) of the next step, tensors on the device; the first B captions describe the
@@ -167,23 +174,22 @@ class BackboneTrainer:
         ids = self.rng.choice(n, size=cfg.images_per_batch, replace=n < cfg.images_per_batch)
         counts = np.full(cfg.images_per_batch, cfg.batch_size // cfg.images_per_batch)
         counts[:cfg.batch_size % cfg.images_per_batch] += 1
-        shapes, colors = list(self.vocabulary.shapes), list(self.vocabulary.colors)
         boxes, captions, keys, negatives, present = [], [], [], [], []
         for image_id, count in zip(ids, counts):
             scene = self.train.scenes[image_id]
             crops = sample_crops(self.rng, scene["objects"], scene["width"], scene["height"], int(count),
                                  self.rule, cfg.min_crop, cfg.whole_share, object_share=cfg.object_share)
             boxes.append(torch.tensor([box for box, _ in crops], dtype=torch.float32).reshape(-1, 4))
-            captions += [caption(objects, box, self.rng, self.templates) for box, objects in crops]
+            captions += [self.caption(objects, box) for box, objects in crops]
             keys += [object_key(objects) for _, objects in crops]
             present += [[name in {obj["class"] for obj in objects} for name in self.classes] for _, objects in crops]
-            negatives += [(box, swap_attribute(objects, self.rng, shapes, colors, cfg.shape_swap_share))
+            negatives += [(box, swap_attribute(objects, self.rng, self.vocabulary, cfg.shape_swap_share))
                           for box, objects in crops if objects for _ in range(cfg.hard_negatives)]
         images = self.train.images[torch.from_numpy(ids)].to(self.device)
         patches = extract_patches(images, boxes, self.backbone.image_size, self.backbone.mean, self.backbone.std)
         flip = (torch.rand(len(patches), generator=self.generator) < 0.5).to(self.device)
         patches = torch.where(flip[:, None, None, None], patches.flip(-1), patches)
-        captions += [caption(objects, box, self.rng, self.templates) for box, objects in negatives]
+        captions += [self.caption(objects, box) for box, objects in negatives]
         keys += [object_key(objects) for _, objects in negatives]
         return patches, captions, key_ids(keys).to(self.device), torch.tensor(present, device=self.device)
 
