@@ -56,6 +56,8 @@ def default_pretrained(name: str) -> str:
     import open_clip
 
     register()
+    if name not in open_clip.list_models():
+        raise BackboneError(f"unknown open_clip architecture {name!r} (see open_clip.list_models())")
     builtin = [tag for tag, (architecture, _) in BUILTIN_WEIGHTS.items() if architecture == name]
     tags = builtin or open_clip.list_pretrained_tags_by_model(name)
     if builtin or "openai" in tags or len(tags) == 1:

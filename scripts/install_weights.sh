@@ -13,6 +13,6 @@ for file in "$@"; do
 done
 for file in "$@"; do
     tmp=$(mktemp "detailclip/weights/.$(basename "$file").XXXXXX")
-    cp "$file" "$tmp" || { rm -f "$tmp"; exit 1; }
+    cp "$file" "$tmp" && chmod 644 "$tmp" || { rm -f "$tmp"; exit 1; }
     mv -f "$tmp" "detailclip/weights/$(basename "$file")"
 done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,9 @@ def tiny_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("clevr-ds") / "ds"
     run_cli("render", "--out", str(out), "--split", "val", "-n", "4", *TINY_RENDER_ARGS)
     return out
+
+
+@pytest.fixture
+def tiny_copy(tiny_dataset, tmp_path) -> Path:
+    """A writable copy of the tiny split (for tests that export into it or spoil it)."""
+    return Path(shutil.copytree(tiny_dataset, tmp_path / "ds"))

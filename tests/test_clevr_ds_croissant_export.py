@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-import shutil
 import socket
 from pathlib import Path
 
@@ -28,13 +27,6 @@ from tests.test_clevr_ds_integrity import SPLIT, edit_json, png_file, run, scene
 OBJECT_KEYS = ("class", "shape", "color", "material", "bbox", "rel_scale", "visible", "visible_pixels")
 PRESETS = {"default": {"engine": "cycles", "samples": 4, "denoise": True, "device": "cpu", "threads": 0, "knob": 1},
            "fast": {"engine": "cycles", "samples": 1, "denoise": True, "device": "cpu", "threads": 0, "knob": 2}}  # fmt: skip
-
-
-@pytest.fixture
-def copy(tiny_dataset, tmp_path) -> Path:
-    root = tmp_path / "ds"
-    shutil.copytree(tiny_dataset, root)
-    return root
 
 
 @pytest.fixture
@@ -56,22 +48,22 @@ def text(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
-def test_mlcroissant_validates_offline_and_its_records_are_the_scenes(capsys, copy, offline):
+def test_mlcroissant_validates_offline_and_its_records_are_the_scenes(capsys, tiny_copy, offline):
     import mlcroissant as mlc
 
-    code, out, err = export(capsys, copy)
-    assert code == 0 and err == "" and out == f"{SPLIT}: {copy / 'croissant.json'}, {copy / 'README.md'}\n"
-    dataset = mlc.Dataset(jsonld=copy / "croissant.json")  # raises on any validation error
+    code, out, err = export(capsys, tiny_copy)
+    assert code == 0 and err == "" and out == f"{SPLIT}: {tiny_copy / 'croissant.json'}, {tiny_copy / 'README.md'}\n"
+    dataset = mlc.Dataset(jsonld=tiny_copy / "croissant.json")  # raises on any validation error
     assert dataset.metadata.issues.errors == set() and dataset.metadata.issues.warnings == set()
-    metadata = json.loads((copy / "croissant.json").read_text())
+    metadata = json.loads((tiny_copy / "croissant.json").read_text())
     assert metadata["conformsTo"] == "http://mlcommons.org/croissant/1.0"
     shas = {d["contentUrl"]: d["sha256"] for d in metadata["distribution"] if d["@type"] == "cr:FileObject"}
-    assert shas == {name: hashlib.sha256((copy / name).read_bytes()).hexdigest()
+    assert shas == {name: hashlib.sha256((tiny_copy / name).read_bytes()).hexdigest()
                     for name in (f"meta/{SPLIT}.json", f"annotations/instances_{SPLIT}.json", f"annotations/manifest_{SPLIT}.csv")}
     records = list(dataset.records(f"scenes-{SPLIT}"))
     assert len(records) == 4
     for i, record in enumerate(records):
-        scene = json.loads(scene_file(copy, i).read_text())
+        scene = json.loads(scene_file(tiny_copy, i).read_text())
         got = {k.removeprefix(f"scenes-{SPLIT}/"): v for k, v in record.items()}
         for key in ("image_index", "image_filename", "split", "width", "height", "seed", "scale_range"):
             assert text(got[key]) == scene[key], key
@@ -82,34 +74,34 @@ def test_mlcroissant_validates_offline_and_its_records_are_the_scenes(capsys, co
     images = list(dataset.records(f"images-{SPLIT}"))
     assert [text(r[f"images-{SPLIT}/image_filename"]) for r in images] == [f"CLEVR-DS_{SPLIT}_{i:06d}.png" for i in range(4)]
     for i, record in enumerate(images):
-        assert np.array_equal(np.asarray(record[f"images-{SPLIT}/image"]), np.asarray(Image.open(png_file(copy, i)).convert("RGB")))
+        assert np.array_equal(np.asarray(record[f"images-{SPLIT}/image"]), np.asarray(Image.open(png_file(tiny_copy, i)).convert("RGB")))
 
 
-def test_the_cards_command_renders_the_same_split(capsys, copy, tmp_path):
-    assert export(capsys, copy)[0] == 0
-    card = (copy / "README.md").read_text()
+def test_the_cards_command_renders_the_same_split(capsys, tiny_copy, tmp_path):
+    assert export(capsys, tiny_copy)[0] == 0
+    card = (tiny_copy / "README.md").read_text()
     assert card.startswith("---\nlicense: cc-by-4.0\n") and MARK in card
-    content = split_hash(copy, SPLIT)
+    content = split_hash(tiny_copy, SPLIT)
     assert f"| {SPLIT} | `{content}` | 4 |" in card and "| val | 4 | 128x128 |" in card
     command = next(line for line in card.splitlines() if line.startswith("clevr-ds render "))
     args = shlex.split(command)[2:]
-    assert args[args.index("--out") + 1] == str(copy) and args[args.index("--preset") + 1] == "fast"
+    assert args[args.index("--out") + 1] == str(tiny_copy) and args[args.index("--preset") + 1] == "fast"
     args[args.index("--out") + 1] = str(tmp_path / "again")
     run_cli("render", *args, "--quiet")
     assert split_hash(tmp_path / "again", SPLIT) == content
 
 
-def test_bytes_are_deterministic_and_a_card_is_rewritten_but_no_other_readme(capsys, copy):
-    assert export(capsys, copy)[0] == 0
-    first = {k: v for k, v in files(copy).items() if k in ("croissant.json", "README.md")}
-    assert export(capsys, copy)[0] == 0
-    assert {k: v for k, v in files(copy).items() if k in ("croissant.json", "README.md")} == first
-    (copy / "README.md").write_text("# My own notes\n")
-    (copy / "croissant.json").unlink()
-    before = files(copy)
-    code, out, err = export(capsys, copy)
-    assert f"{copy / 'README.md'} is not a card this export wrote; move it away" in one_line(code, err) and out == ""
-    assert files(copy) == before
+def test_bytes_are_deterministic_and_a_card_is_rewritten_but_no_other_readme(capsys, tiny_copy):
+    assert export(capsys, tiny_copy)[0] == 0
+    first = {k: v for k, v in files(tiny_copy).items() if k in ("croissant.json", "README.md")}
+    assert export(capsys, tiny_copy)[0] == 0
+    assert {k: v for k, v in files(tiny_copy).items() if k in ("croissant.json", "README.md")} == first
+    (tiny_copy / "README.md").write_text("# My own notes\n")
+    (tiny_copy / "croissant.json").unlink()
+    before = files(tiny_copy)
+    code, out, err = export(capsys, tiny_copy)
+    assert f"{tiny_copy / 'README.md'} is not a card this export wrote; move it away" in one_line(code, err) and out == ""
+    assert files(tiny_copy) == before
 
 
 @pytest.mark.parametrize(
@@ -120,12 +112,12 @@ def test_bytes_are_deterministic_and_a_card_is_rewritten_but_no_other_readme(cap
         (lambda root: (root / "README.md").symlink_to(root.parent / "elsewhere.md"), "leaves"),
     ],
 )  # fmt: skip
-def test_bad_input_is_one_line_and_writes_nothing(capsys, copy, spoil, message):
-    spoil(copy)
-    before = files(copy.parent)
-    code, out, err = export(capsys, copy)
+def test_bad_input_is_one_line_and_writes_nothing(capsys, tiny_copy, spoil, message):
+    spoil(tiny_copy)
+    before = files(tiny_copy.parent)
+    code, out, err = export(capsys, tiny_copy)
     assert message in one_line(code, err).lower() and out == ""
-    assert files(copy.parent) == before
+    assert files(tiny_copy.parent) == before
 
 
 def test_render_flags_name_the_preset_and_its_overrides():

@@ -29,13 +29,6 @@ from tests.test_clevr_ds_integrity import SPLIT, edit_json, png_file, run, scene
 HINT_BUCKETS = "0.1-0.2,0.2-0.3"  # the tiny split's scales, as export prints them for bench
 
 
-@pytest.fixture
-def copy(tiny_dataset, tmp_path) -> Path:
-    root = tmp_path / "ds"
-    shutil.copytree(tiny_dataset, root)
-    return root
-
-
 def export(capsys, root: Path, *args) -> tuple[int, str, str]:
     return run(capsys, "export", root, "--format", "dota", "--split", SPLIT, *args)
 
@@ -52,18 +45,18 @@ def rows(path: Path) -> tuple[list[str], list[tuple[np.ndarray, str, int]]]:
     return lines[:2], objects
 
 
-def test_export_writes_dota_with_the_masks_boxes(capsys, copy):
-    code, out, err = export(capsys, copy)
-    folder = copy / "dota" / SPLIT
+def test_export_writes_dota_with_the_masks_boxes(capsys, tiny_copy):
+    code, out, err = export(capsys, tiny_copy)
+    folder = tiny_copy / "dota" / SPLIT
     assert code == 0 and err == "" and out == (f"{SPLIT}: {folder} (bench --dota {folder} --classes {folder / 'classes.txt'} "
                                                 f"--buckets {HINT_BUCKETS})\n")  # fmt: skip
     vocab = Vocabulary.load()
     assert read_class_names(folder / "classes.txt") == vocab.classes
     rotated = 0
     for i in range(4):
-        scene = json.loads(scene_file(copy, i).read_text())
+        scene = json.loads(scene_file(tiny_copy, i).read_text())
         stem = f"CLEVR-DS_{SPLIT}_{i:06d}"
-        assert (folder / "images" / f"{stem}.png").read_bytes() == png_file(copy, i).read_bytes()
+        assert (folder / "images" / f"{stem}.png").read_bytes() == png_file(tiny_copy, i).read_bytes()
         header, oriented = rows(folder / "labelTxt" / f"{stem}.txt")
         hbb_header, horizontal = rows(folder / "labelTxt-hbb" / f"{stem}.txt")
         assert header == hbb_header == ["imagesource:CLEVR-DS", "gsd:null"]
@@ -85,39 +78,39 @@ def store_boxes(scene: dict) -> None:
         obj.update(boxes)
 
 
-def test_export_bytes_are_deterministic_and_stored_boxes_export_the_same(capsys, copy, tmp_path):
-    assert export(capsys, copy)[0] == 0
-    first = files(copy / "dota" / SPLIT)
-    assert export(capsys, copy)[0] == 0  # again, into the same folder
-    assert files(copy / "dota" / SPLIT) == first
+def test_export_bytes_are_deterministic_and_stored_boxes_export_the_same(capsys, tiny_copy, tmp_path):
+    assert export(capsys, tiny_copy)[0] == 0
+    first = files(tiny_copy / "dota" / SPLIT)
+    assert export(capsys, tiny_copy)[0] == 0  # again, into the same folder
+    assert files(tiny_copy / "dota" / SPLIT) == first
     for i in range(4):  # store the boxes, as the aerial family's renders do: the export takes them as they are
-        edit_json(scene_file(copy, i), store_boxes)
-    assert export(capsys, copy, "--out", tmp_path / "elsewhere")[0] == 0
+        edit_json(scene_file(tiny_copy, i), store_boxes)
+    assert export(capsys, tiny_copy, "--out", tmp_path / "elsewhere")[0] == 0
     assert files(tmp_path / "elsewhere") == first
 
 
-def test_gsd_header_and_an_object_without_visible_pixels(capsys, copy):
-    edit_json(scene_file(copy, 0), lambda s: s.update(gsd=0.25))
+def test_gsd_header_and_an_object_without_visible_pixels(capsys, tiny_copy):
+    edit_json(scene_file(tiny_copy, 0), lambda s: s.update(gsd=0.25))
 
     def hide(scene):  # object 1 is not seen at all: no mask box, so its heading box, and difficult
         obj = scene["objects"][1]
         obj.update(mask=encode_mask(np.zeros((128, 128), dtype=bool)), bbox=[0, 0, 0, 0], visible_pixels=0, visible=False)
 
-    edit_json(scene_file(copy, 1), hide)
-    assert export(capsys, copy)[0] == 0
-    folder = copy / "dota" / SPLIT
+    edit_json(scene_file(tiny_copy, 1), hide)
+    assert export(capsys, tiny_copy)[0] == 0
+    folder = tiny_copy / "dota" / SPLIT
     assert rows(folder / "labelTxt" / f"CLEVR-DS_{SPLIT}_000000.txt")[0] == ["imagesource:CLEVR-DS", "gsd:0.25"]
-    scene = json.loads(scene_file(copy, 1).read_text())
+    scene = json.loads(scene_file(tiny_copy, 1).read_text())
     heading = object_obbs(scene, [decode_mask(o["mask"]) for o in scene["objects"]], UnitMeshes(Vocabulary.load()))[1]["heading_obb"]
     corners, _, difficult = rows(folder / "labelTxt" / f"CLEVR-DS_{SPLIT}_000001.txt")[1][1]
     assert corners.tolist() == heading and difficult == 1
     assert rows(folder / "labelTxt-hbb" / f"CLEVR-DS_{SPLIT}_000001.txt")[1][1][0].tolist() == [[0, 0]] * 4
 
 
-def test_the_dota_reader_gives_the_native_objects(capsys, copy):
-    assert export(capsys, copy)[0] == 0
-    folder = copy / "dota" / SPLIT
-    native = clevr_ds_source(copy, SPLIT)
+def test_the_dota_reader_gives_the_native_objects(capsys, tiny_copy):
+    assert export(capsys, tiny_copy)[0] == 0
+    folder = tiny_copy / "dota" / SPLIT
+    native = clevr_ds_source(tiny_copy, SPLIT)
     dota = dota_source(folder, read_class_names(folder / "classes.txt"))
     assert dota.classes == native.classes
     assert [(im.name, im.width, im.height) for im in dota.images] == [(im.name, im.width, im.height) for im in native.images]
@@ -172,38 +165,38 @@ def _other_size_mask(root: Path) -> None:
         (lambda root: (root / "dota").symlink_to(root.parent, target_is_directory=True), [], "leaves"),
     ],
 )
-def test_bad_input_is_one_line_and_writes_nothing(capsys, copy, spoil, args, message):
+def test_bad_input_is_one_line_and_writes_nothing(capsys, tiny_copy, spoil, args, message):
     if spoil:
-        spoil(copy)
-    before = files(copy.parent)
-    code, out, err = run(capsys, "export", copy, "--format", "dota", *(args or ["--split", SPLIT]))
+        spoil(tiny_copy)
+    before = files(tiny_copy.parent)
+    code, out, err = run(capsys, "export", tiny_copy, "--format", "dota", *(args or ["--split", SPLIT]))
     assert message in one_line(code, err) and out == ""
-    assert files(copy.parent) == before
+    assert files(tiny_copy.parent) == before
 
 
-def test_allow_incomplete_exports_what_is_there(capsys, copy):
-    scene_file(copy, 3).unlink()
-    code, _, err = export(capsys, copy, "--allow-incomplete")
+def test_allow_incomplete_exports_what_is_there(capsys, tiny_copy):
+    scene_file(tiny_copy, 3).unlink()
+    code, _, err = export(capsys, tiny_copy, "--allow-incomplete")
     assert code == 0 and err == "warning: split 'val': exported 3 of 4 scenes (incomplete)\n"
-    assert sorted(p.name for p in (copy / "dota" / SPLIT / "images").iterdir()) == [f"CLEVR-DS_{SPLIT}_00000{i}.png" for i in range(3)]
+    assert sorted(p.name for p in (tiny_copy / "dota" / SPLIT / "images").iterdir()) == [f"CLEVR-DS_{SPLIT}_00000{i}.png" for i in range(3)]
 
 
-def test_output_problems_are_one_line_and_write_nothing(capsys, copy, tmp_path):
+def test_output_problems_are_one_line_and_write_nothing(capsys, tiny_copy, tmp_path):
     blocked = file_in_the_way(tmp_path)
-    assert str(blocked.parent) in one_line(*export(capsys, copy, "--out", blocked)[::2])
-    assert "--out goes with --format dota and one split" in one_line(*run(capsys, "export", copy, "--format", "coco", "--out", tmp_path / "x")[::2])
+    assert str(blocked.parent) in one_line(*export(capsys, tiny_copy, "--out", blocked)[::2])
+    assert "--out goes with --format dota and one split" in one_line(*run(capsys, "export", tiny_copy, "--format", "coco", "--out", tmp_path / "x")[::2])
     foreign = tmp_path / "mine"
     (foreign / "images").mkdir(parents=True)
     (foreign / "images" / "P0001.png").write_bytes(b"someone else's image")
     before = files(tmp_path)
-    line = one_line(*export(capsys, copy, "--out", foreign)[::2])
+    line = one_line(*export(capsys, tiny_copy, "--out", foreign)[::2])
     assert f"{foreign} holds files that are not of split 'val' (images/P0001.png); export into an empty folder" in line
     assert files(tmp_path) == before
 
 
-def test_the_reader_matches_horizontal_to_oriented_labels(capsys, copy):
-    assert export(capsys, copy)[0] == 0
-    folder = copy / "dota" / SPLIT
+def test_the_reader_matches_horizontal_to_oriented_labels(capsys, tiny_copy):
+    assert export(capsys, tiny_copy)[0] == 0
+    folder = tiny_copy / "dota" / SPLIT
     classes = read_class_names(folder / "classes.txt")
     label = folder / "labelTxt-hbb" / f"CLEVR-DS_{SPLIT}_000001.txt"
     text = label.read_text()

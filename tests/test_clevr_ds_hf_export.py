@@ -9,7 +9,6 @@ Oracles: `datasets.load_dataset("imagefolder")`, the scene JSONs and PNGs read h
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,6 @@ from tests.test_clevr_ds_dota_export import files, one_line
 from tests.test_clevr_ds_integrity import SPLIT, edit_json, png_file, run, scene_file
 
 
-@pytest.fixture
-def copy(tiny_dataset, tmp_path) -> Path:
-    root = tmp_path / "ds"
-    shutil.copytree(tiny_dataset, root)
-    return root
-
-
 def export(capsys, root: Path, *args) -> tuple[int, str, str]:
     return run(capsys, "export", root, "--format", "hf", "--split", SPLIT, *args)
 
@@ -39,18 +31,18 @@ def load(data_dir: Path, tmp_path: Path, **kwargs):
     return datasets.load_dataset("imagefolder", data_dir=str(data_dir), cache_dir=str(tmp_path / "hf-cache"), **kwargs)
 
 
-def test_datasets_loads_every_field_of_every_object(capsys, copy, tmp_path):
-    code, out, err = export(capsys, copy)
-    folder = copy / "hf"
+def test_datasets_loads_every_field_of_every_object(capsys, tiny_copy, tmp_path):
+    code, out, err = export(capsys, tiny_copy)
+    folder = tiny_copy / "hf"
     assert code == 0 and err == "" and out == f"{SPLIT}: {folder / SPLIT} (datasets.load_dataset('imagefolder', data_dir='{folder}'))\n"
     loaded = load(folder, tmp_path)
     assert list(loaded) == ["validation"]  # datasets' name for a folder named val
     rows = loaded["validation"]
     assert rows.num_rows == 4
-    content = split_hash(copy, SPLIT)
+    content = split_hash(tiny_copy, SPLIT)
     for i, row in enumerate(rows):
-        scene = json.loads(scene_file(copy, i).read_text())
-        assert np.array_equal(np.asarray(row["image"]), np.asarray(Image.open(png_file(copy, i)).convert("RGB")))
+        scene = json.loads(scene_file(tiny_copy, i).read_text())
+        assert np.array_equal(np.asarray(row["image"]), np.asarray(Image.open(png_file(tiny_copy, i)).convert("RGB")))
         assert {k: row[k] for k in ("image_index", "split", "width", "height", "seed", "scale_range")} == \
             {k: scene[k] for k in ("image_index", "split", "width", "height", "seed", "scale_range")}  # fmt: skip
         assert row["content_hash"] == content
@@ -63,24 +55,24 @@ def test_datasets_loads_every_field_of_every_object(capsys, copy, tmp_path):
             assert int(mask.sum()) == obj["visible_pixels"] and list(mask_utils.toBbox(got["mask"])) == obj["bbox"]
 
 
-def test_bytes_are_deterministic_and_other_splits_stay(capsys, copy, tmp_path):
-    assert export(capsys, copy)[0] == 0
-    first = files(copy / "hf")
+def test_bytes_are_deterministic_and_other_splits_stay(capsys, tiny_copy, tmp_path):
+    assert export(capsys, tiny_copy)[0] == 0
+    first = files(tiny_copy / "hf")
     assert sorted(first) == [f"{SPLIT}/CLEVR-DS_{SPLIT}_{i:06d}.png" for i in range(4)] + [f"{SPLIT}/metadata.jsonl"]
-    assert all(first[f"{SPLIT}/CLEVR-DS_{SPLIT}_{i:06d}.png"] == png_file(copy, i).read_bytes() for i in range(4))
-    (copy / "hf" / "test").mkdir()
-    (copy / "hf" / "test" / "keep.png").write_bytes(b"another split's file")
-    assert export(capsys, copy, "--out", tmp_path / "elsewhere")[0] == 0
-    assert export(capsys, copy)[0] == 0  # again, beside another split's folder
-    assert files(tmp_path / "elsewhere") == first == {k: v for k, v in files(copy / "hf").items() if not k.startswith("test/")}
+    assert all(first[f"{SPLIT}/CLEVR-DS_{SPLIT}_{i:06d}.png"] == png_file(tiny_copy, i).read_bytes() for i in range(4))
+    (tiny_copy / "hf" / "test").mkdir()
+    (tiny_copy / "hf" / "test" / "keep.png").write_bytes(b"another split's file")
+    assert export(capsys, tiny_copy, "--out", tmp_path / "elsewhere")[0] == 0
+    assert export(capsys, tiny_copy)[0] == 0  # again, beside another split's folder
+    assert files(tmp_path / "elsewhere") == first == {k: v for k, v in files(tiny_copy / "hf").items() if not k.startswith("test/")}
 
 
-def test_an_incomplete_split_names_its_hash_over_what_it_holds(capsys, copy, tmp_path):
-    scene_file(copy, 3).unlink()
-    code, _, err = export(capsys, copy, "--allow-incomplete")
+def test_an_incomplete_split_names_its_hash_over_what_it_holds(capsys, tiny_copy, tmp_path):
+    scene_file(tiny_copy, 3).unlink()
+    code, _, err = export(capsys, tiny_copy, "--allow-incomplete")
     assert code == 0 and err == "warning: split 'val': exported 3 of 4 scenes (incomplete)\n"
-    rows = load(copy / "hf", tmp_path)["validation"]
-    assert rows["image_index"] == [0, 1, 2] and set(rows["content_hash"]) == {split_hash(copy, SPLIT)}
+    rows = load(tiny_copy / "hf", tmp_path)["validation"]
+    assert rows["image_index"] == [0, 1, 2] and set(rows["content_hash"]) == {split_hash(tiny_copy, SPLIT)}
 
 
 @pytest.mark.parametrize(
@@ -93,9 +85,9 @@ def test_an_incomplete_split_names_its_hash_over_what_it_holds(capsys, copy, tmp
          "holds files that are not of split 'val' (x.png); export into an empty folder"),
     ],
 )  # fmt: skip
-def test_bad_input_is_one_line_and_writes_nothing(capsys, copy, spoil, message):
-    spoil(copy)
-    before = files(copy.parent)
-    code, out, err = export(capsys, copy)
+def test_bad_input_is_one_line_and_writes_nothing(capsys, tiny_copy, spoil, message):
+    spoil(tiny_copy)
+    before = files(tiny_copy.parent)
+    code, out, err = export(capsys, tiny_copy)
     assert message in one_line(code, err) and out == ""
-    assert files(copy.parent) == before
+    assert files(tiny_copy.parent) == before

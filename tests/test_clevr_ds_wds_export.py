@@ -28,25 +28,18 @@ from tests.test_clevr_ds_integrity import SPLIT, edit_json, png_file, run, scene
 STEMS = [f"CLEVR-DS_{SPLIT}_{i:06d}" for i in range(4)]
 
 
-@pytest.fixture
-def copy(tiny_dataset, tmp_path) -> Path:
-    root = tmp_path / "ds"
-    shutil.copytree(tiny_dataset, root)
-    return root
-
-
 def export(capsys, root: Path, *args) -> tuple[int, str, str]:
     return run(capsys, "export", root, "--format", "wds", "--split", SPLIT, *args)
 
 
-def test_shards_hold_each_image_and_scene_in_order_and_webdataset_reads_them(capsys, copy):
+def test_shards_hold_each_image_and_scene_in_order_and_webdataset_reads_them(capsys, tiny_copy):
     import webdataset
 
-    code, out, err = export(capsys, copy, "--shard-size", "3")
-    folder = copy / "wds" / SPLIT
+    code, out, err = export(capsys, tiny_copy, "--shard-size", "3")
+    folder = tiny_copy / "wds" / SPLIT
     assert code == 0 and err == "" and out == f"{SPLIT}: 2 shard(s) (bench --wds '{folder}/{SPLIT}-{{000000..000001}}.tar')\n"
     assert sorted(p.name for p in folder.iterdir()) == [".lock", f"{SPLIT}-000000.tar", f"{SPLIT}-000001.tar", f"{SPLIT}-meta.json"]
-    assert json.loads((folder / f"{SPLIT}-meta.json").read_text()) == json.loads((copy / "meta" / f"{SPLIT}.json").read_text())
+    assert json.loads((folder / f"{SPLIT}-meta.json").read_text()) == json.loads((tiny_copy / "meta" / f"{SPLIT}.json").read_text())
     with tarfile.open(folder / f"{SPLIT}-000000.tar") as shard:
         members = shard.getmembers()
     assert [m.name for m in members] == [f"{stem}.{ext}" for stem in STEMS[:3] for ext in ("png", "json")]
@@ -55,30 +48,30 @@ def test_shards_hold_each_image_and_scene_in_order_and_webdataset_reads_them(cap
     assert [s["__key__"] for s in samples] == STEMS
     for i, sample in enumerate(samples):
         assert sorted(k for k in sample if not k.startswith("__")) == ["json", "png"]
-        assert sample["png"] == png_file(copy, i).read_bytes()
-        assert json.loads(sample["json"]) == json.loads(scene_file(copy, i).read_text())
-        assert sample["json"] == scene_file(copy, i).read_bytes()  # the renderer's own bytes
+        assert sample["png"] == png_file(tiny_copy, i).read_bytes()
+        assert json.loads(sample["json"]) == json.loads(scene_file(tiny_copy, i).read_text())
+        assert sample["json"] == scene_file(tiny_copy, i).read_bytes()  # the renderer's own bytes
 
 
-def test_shard_bytes_are_deterministic(capsys, copy, tmp_path):
-    assert export(capsys, copy)[0] == 0
-    first = files(copy / "wds" / SPLIT)
+def test_shard_bytes_are_deterministic(capsys, tiny_copy, tmp_path):
+    assert export(capsys, tiny_copy)[0] == 0
+    first = files(tiny_copy / "wds" / SPLIT)
     assert list(first) == [f"{SPLIT}-000000.tar", f"{SPLIT}-meta.json"]
-    assert export(capsys, copy)[0] == 0  # again, into the same folder
-    assert files(copy / "wds" / SPLIT) == first
+    assert export(capsys, tiny_copy)[0] == 0  # again, into the same folder
+    assert files(tiny_copy / "wds" / SPLIT) == first
     elsewhere = tmp_path / "ds2"
-    shutil.copytree(copy, elsewhere, ignore=shutil.ignore_patterns("wds"))
+    shutil.copytree(tiny_copy, elsewhere, ignore=shutil.ignore_patterns("wds"))
     for i in range(4):  # the timings of another render of the same scenes: other scene bytes, the same content
         edit_json(scene_file(elsewhere, i), lambda s: s["render"].update(render_s=99.0))
     assert export(capsys, elsewhere, "--out", tmp_path / "shards")[0] == 0
     assert files(tmp_path / "shards")[f"{SPLIT}-meta.json"] == first[f"{SPLIT}-meta.json"]
-    assert wds_source(str(tmp_path / "shards")).content_hash == split_hash(copy, SPLIT)
+    assert wds_source(str(tmp_path / "shards")).content_hash == split_hash(tiny_copy, SPLIT)
 
 
-def test_the_shard_reader_gives_the_folders_source(capsys, copy):
-    assert export(capsys, copy, "--shard-size", "2")[0] == 0
-    folder = copy / "wds" / SPLIT
-    native = clevr_ds_source(copy, SPLIT)
+def test_the_shard_reader_gives_the_folders_source(capsys, tiny_copy):
+    assert export(capsys, tiny_copy, "--shard-size", "2")[0] == 0
+    folder = tiny_copy / "wds" / SPLIT
+    native = clevr_ds_source(tiny_copy, SPLIT)
     for spec in (str(folder), f"{folder}/{SPLIT}-{{000000..000001}}.tar", f"{folder}/{SPLIT}-000000.tar::{folder}/{SPLIT}-000001.tar"):
         shards = wds_source(spec)
         assert (shards.dataset, shards.split, shards.classes, shards.content_hash, shards.default_buckets, shards.n_images_expected,
@@ -124,9 +117,9 @@ def shard(path: Path, members: list[tuple[str, bytes]], kind: bytes = tarfile.RE
     return path
 
 
-def sample(copy: Path, i: int, name: str | None = None) -> list[tuple[str, bytes]]:
+def sample(tiny_copy: Path, i: int, name: str | None = None) -> list[tuple[str, bytes]]:
     stem = name or STEMS[i]
-    return [(f"{stem}.png", png_file(copy, i).read_bytes()), (f"{stem}.json", scene_file(copy, i).read_bytes())]
+    return [(f"{stem}.png", png_file(tiny_copy, i).read_bytes()), (f"{stem}.json", scene_file(tiny_copy, i).read_bytes())]
 
 
 @pytest.mark.parametrize(
@@ -147,22 +140,22 @@ def sample(copy: Path, i: int, name: str | None = None) -> list[tuple[str, bytes
         (lambda c: [(f"{STEMS[0]}.png", b""), (f"{STEMS[0]}.json", b"\xff")], tarfile.REGTYPE, "cannot read"),
     ],
 )  # fmt: skip
-def test_hostile_shards_are_one_line_and_nothing_escapes(capsys, copy, tmp_path, members, kind, message):
+def test_hostile_shards_are_one_line_and_nothing_escapes(capsys, tiny_copy, tmp_path, members, kind, message):
     folder = tmp_path / "shards"
     folder.mkdir()
-    shutil.copy(copy / "meta" / f"{SPLIT}.json", folder / f"{SPLIT}-meta.json")
-    shard(folder / f"{SPLIT}-000000.tar", members(copy), kind)
+    shutil.copy(tiny_copy / "meta" / f"{SPLIT}.json", folder / f"{SPLIT}-meta.json")
+    shard(folder / f"{SPLIT}-000000.tar", members(tiny_copy), kind)
     before = files(tmp_path)
     code, out, err = run(capsys, "bench", "--wds", folder, "--out", tmp_path / "results", "--model", "clip", "--allow-incomplete")
     assert message in one_line(code, err) and out == ""
     assert files(tmp_path) == before
 
 
-def test_two_shards_with_one_sample_and_cut_or_foreign_archives_are_refused(copy, tmp_path):
+def test_two_shards_with_one_sample_and_cut_or_foreign_archives_are_refused(tiny_copy, tmp_path):
     folder = tmp_path / "shards"
     folder.mkdir()
-    shutil.copy(copy / "meta" / f"{SPLIT}.json", folder / f"{SPLIT}-meta.json")
-    shard(folder / f"{SPLIT}-000000.tar", sample(copy, 0))
+    shutil.copy(tiny_copy / "meta" / f"{SPLIT}.json", folder / f"{SPLIT}-meta.json")
+    shard(folder / f"{SPLIT}-000000.tar", sample(tiny_copy, 0))
     shutil.copy(folder / f"{SPLIT}-000000.tar", folder / f"{SPLIT}-000001.tar")
     with pytest.raises(DatasetError, match="sample 0 appears twice in the shards"):
         wds_source(str(folder), allow_incomplete=True)
@@ -186,12 +179,12 @@ def test_two_shards_with_one_sample_and_cut_or_foreign_archives_are_refused(copy
         ("{folder}/nometa/val-000000.tar", "missing JSON file {folder}/nometa/val-meta.json"),
     ],
 )
-def test_shard_sets_that_do_not_fit_are_one_line(copy, tmp_path, spec, message):
+def test_shard_sets_that_do_not_fit_are_one_line(tiny_copy, tmp_path, spec, message):
     folder = tmp_path / "shards"
     (folder / "empty").mkdir(parents=True)
-    shutil.copy(copy / "meta" / f"{SPLIT}.json", folder / f"{SPLIT}-meta.json")
-    shard(folder / f"{SPLIT}-000000.tar", sample(copy, 0))
-    shard(folder / "nometa" / f"{SPLIT}-000000.tar", sample(copy, 0))
+    shutil.copy(tiny_copy / "meta" / f"{SPLIT}.json", folder / f"{SPLIT}-meta.json")
+    shard(folder / f"{SPLIT}-000000.tar", sample(tiny_copy, 0))
+    shard(folder / "nometa" / f"{SPLIT}-000000.tar", sample(tiny_copy, 0))
     with pytest.raises(DatasetError) as error:
         wds_source(spec.format(folder=folder))
     assert message.format(folder=folder) in str(error.value)
@@ -204,21 +197,21 @@ def test_patterns_expand_as_webdataset_does():
         assert [str(p) for p in shard_paths(spec)] == expand_urls(spec)
 
 
-def test_export_refusals_are_one_line_and_write_nothing(capsys, copy, tmp_path):
-    before = files(copy.parent)
-    assert "--shard-size goes with --format wds" in one_line(*run(capsys, "export", copy, "--format", "hf", "--shard-size", "2")[::2])
+def test_export_refusals_are_one_line_and_write_nothing(capsys, tiny_copy, tmp_path):
+    before = files(tiny_copy.parent)
+    assert "--shard-size goes with --format wds" in one_line(*run(capsys, "export", tiny_copy, "--format", "hf", "--shard-size", "2")[::2])
     assert "--out goes with --format dota and one split, wds and one split, or hf" in \
-        one_line(*run(capsys, "export", copy, "--format", "croissant", "--out", tmp_path / "x")[::2])  # fmt: skip
-    assert "Invalid value for '--shard-size'" in one_line(*export(capsys, copy, "--shard-size", "0")[::2])
+        one_line(*run(capsys, "export", tiny_copy, "--format", "croissant", "--out", tmp_path / "x")[::2])  # fmt: skip
+    assert "Invalid value for '--shard-size'" in one_line(*export(capsys, tiny_copy, "--shard-size", "0")[::2])
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "train-000000.tar").write_bytes(b"someone else's shard")
-    line = one_line(*export(capsys, copy, "--out", foreign)[::2])
+    line = one_line(*export(capsys, tiny_copy, "--out", foreign)[::2])
     assert f"{foreign} holds files that are not of split 'val' (train-000000.tar); export into an empty folder" in line
-    assert str(file_in_the_way(tmp_path).parent) in one_line(*export(capsys, copy, "--out", file_in_the_way(tmp_path))[::2])
-    edit_json(scene_file(copy, 0), lambda s: s["objects"][0].update(mask="not a mask"))
-    assert "objects[0].mask: expected an object" in one_line(*export(capsys, copy)[::2])
+    assert str(file_in_the_way(tmp_path).parent) in one_line(*export(capsys, tiny_copy, "--out", file_in_the_way(tmp_path))[::2])
+    edit_json(scene_file(tiny_copy, 0), lambda s: s["objects"][0].update(mask="not a mask"))
+    assert "objects[0].mask: expected an object" in one_line(*export(capsys, tiny_copy)[::2])
     del before[f"ds/scenes/{SPLIT}/{STEMS[0]}.json"]
-    after = files(copy.parent)
+    after = files(tiny_copy.parent)
     del after[f"ds/scenes/{SPLIT}/{STEMS[0]}.json"]
     assert after == {**before, "mine/train-000000.tar": b"someone else's shard", "a-file": b"not a folder\n"}

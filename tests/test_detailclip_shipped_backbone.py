@@ -39,7 +39,7 @@ def test_default_backbone_is_the_shipped_one(shipped):
     assert path.stat().st_size <= 20e6 and total <= 40e6
     with pytest.raises(BackboneError, match="are for CLEVR-DS-ViT-T-16"):
         load_backbone("ViT-B-32", "clevr-ds-v3", device="cpu")
-    assert set(BUILTIN_WEIGHTS) == {"clevr-ds-v3"}
+    assert set(BUILTIN_WEIGHTS) == {"clevr-ds-v3", "clevr-ds-aerial-v1"}
 
 
 def test_shipped_backbone_names_rendered_objects(shipped, tiny_dataset):
