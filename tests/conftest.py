@@ -5,12 +5,30 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_RENDER_ARGS = ["--resolution", "128", "--scales", "0.1-0.2,0.2-0.3", "--objects", "2-4", "--preset", "fast", "--quiet"]
+
+
+def resume_without(path: Path, out: Path, split: str = "val") -> None:
+    """`render --resume` of OUT's split with `path` (the user's original input) gone, then put back."""
+    with moved_away(path):
+        run_cli("render", "--out", str(out), "--split", split, "--resume", "-q")
+
+
+@contextmanager
+def moved_away(path: Path) -> Iterator[None]:
+    hidden = path.with_name(path.name + ".gone")
+    path.rename(hidden)
+    try:
+        yield
+    finally:
+        hidden.rename(path)
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

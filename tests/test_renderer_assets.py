@@ -16,7 +16,7 @@ from PIL import Image
 from clevr_ds.annotate import decode_mask
 from clevr_ds.dataset import image_file, load_meta, load_scenes
 from clevr_ds.validate import validate
-from conftest import ROOT, run_cli
+from conftest import ROOT, resume_without, run_cli
 
 pytestmark = pytest.mark.slow
 FORMATS = ("obj", "ply", "glb", "blend")
@@ -114,12 +114,7 @@ def test_the_split_keeps_its_models_and_resumes_without_the_folder(asset_split, 
     meta = json.loads((copy / "meta" / "val.json").read_text())
     meta["num_images"] = 4
     (copy / "meta" / "val.json").write_text(json.dumps(meta))
-    moved = tmp_path / "gone"
-    folder.rename(moved)
-    try:
-        run_cli("render", "--out", str(copy), "--split", "val", "--resume", "-q")
-    finally:
-        moved.rename(folder)
+    resume_without(folder, copy)
     assert len(load_scenes(copy, "val")) == 4 and validate(copy) == []
 
 
