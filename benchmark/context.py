@@ -29,6 +29,7 @@ class BenchContext:
     image_size: int | None = None  # forced CLIP input size of the run's backbone (None: its own)
     device: str | None = None
     cover_k: int | str = 10  # or "auto" (detailclip.cover.AUTO_K)
+    templates: str | None = None  # the prompt templates of the class queries (None: the source's own)
     fusion_k: int | str | None = None  # the cover detailclip cuts with (None: its checkpoint's k)
     checkpoint: Path | None = None
     cache_dir: Path | None = None
@@ -88,6 +89,12 @@ class BenchContext:
         if key not in self._memo:
             self._memo[key] = self.backbone(image_size).class_embeddings(classes, templates).float().cpu()
         return self._memo[key]
+
+    def vocabulary(self) -> torch.Tensor:
+        """The source's class queries [C, D], embedded with the call's templates (as the protocol's queries are)."""
+        from detailclip.text import templates_for
+
+        return self.class_embeddings(list(self.source.classes), templates_for(self.templates, self.source.prompts))
 
     def gflops_per_pass(self, image_size: int | None = None) -> float:
         image_size = image_size or self.image_size

@@ -137,7 +137,8 @@ def prepare(cfg: BenchConfig) -> Prepared:
     protocol = Protocol(source.classes, tuple(buckets), cfg.min_visible_pixels)
     chosen = resolve_backbone(cfg.checkpoint, cfg.backbone, cfg.pretrained, cfg.seed, cfg.cover_k)
     ctx = BenchContext.on_backbone(source, chosen, device=cfg.device, checkpoint=cfg.checkpoint, cache_dir=cfg.cache_dir,
-                                   batch_size=cfg.batch_size, progress=cfg.progress, cluster=cfg.cluster)  # fmt: skip
+                                   batch_size=cfg.batch_size, progress=cfg.progress, cluster=cfg.cluster,
+                                   templates=templates)  # fmt: skip
     identity = {
         "task": "class_retrieval", "backbone": chosen["backbone"], "pretrained": chosen["pretrained"],
         "pretrained_id": pretrained_id(chosen["pretrained"]), "backbone_image_size": chosen["image_size"],

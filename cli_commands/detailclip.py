@@ -102,6 +102,11 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
 @click.option("--teacher-levels", default=_levels_text(LOSS.teacher_levels), show_default=True, callback=_level_list,
               help="Complete Cover levels whose patches the text targets max over (0: the whole image, 1: the "
                    "largest windows, ...), comma-separated, or all")
+@click.option("--teacher-temperature", type=click.FloatRange(0), default=LOSS.teacher_temperature, show_default=True,
+              help="> 0: distil the calibrated teacher (bench method cc-cal: each window's log-probability of the "
+                   "query among the classes, at this temperature); 0: the plain max (cc-max)")
+@click.option("--teacher-level-penalty", type=click.FloatRange(0), default=LOSS.teacher_level_penalty, show_default=True,
+              help="the calibrated teacher's penalty per Complete Cover level below an image's finest")
 @click.option("--patch-mode", type=click.Choice(PATCH_MODES), default=LOSS.patch_mode, show_default=True)
 @click.option("--loss", "kind", type=click.Choice(LOSS_KINDS), default=LOSS.kind, show_default=True)
 @option("--checkpoint-every", type=click.IntRange(1), default=TRAINING.checkpoint_every, show_default=True, help="epochs")

@@ -38,6 +38,8 @@ class LossConfig:
     calibrate: bool = False  # text matching through a learned per-query affine map (losses.QueryCalibration)
     detail_weight: float = 4.0
     teacher_levels: tuple[int, ...] | None = None  # Complete Cover levels the text targets max over (None: all)
+    teacher_temperature: float = 0.0  # > 0: the calibrated teacher (detailclip.teacher) at this temperature; 0: the max
+    teacher_level_penalty: float = 0.0  # the calibrated teacher's penalty per level below an image's finest
 
     def __post_init__(self):
         if self.kind not in LOSS_KINDS:
@@ -46,6 +48,10 @@ class LossConfig:
             raise ValueError(f"unknown patch mode {self.patch_mode!r} (known: {', '.join(PATCH_MODES)})")
         if self.list_depth < 1:
             raise ValueError(f"the listwise depth must be at least 1, not {self.list_depth}")
+        if self.teacher_temperature < 0 or self.teacher_level_penalty < 0:
+            raise ValueError("the teacher's temperature and level penalty must be >= 0")
+        if self.teacher_level_penalty and not self.teacher_temperature:
+            raise ValueError("a teacher level penalty needs a teacher temperature (the calibrated teacher)")
         if self.teacher_levels is not None:
             levels = tuple(self.teacher_levels)
             if not levels or any(not isinstance(v, int) or v < 0 for v in levels):

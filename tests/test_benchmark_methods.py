@@ -58,7 +58,8 @@ def test_method_contract(setup, ctx, name):
     assert encoded.gflops_per_image > 0 and encoded.encode_images_per_s > 0
     text = ctx.class_embeddings(["red cube", "blue sphere"], "plain", encoded.image_size)
     scores = index.score(text)
-    assert scores.shape == (2, n) and bool((scores.abs() <= 1 + 1e-3).all())
+    bound = index.scale + (0.0 if index.offsets is None else float(index.offsets.abs().max()))  # scale * cos - offset
+    assert scores.shape == (2, n) and bool((scores.abs() <= bound + 1e-3).all())
     again = create_method(name).encode(context(setup, cache=False)).index
     torch.testing.assert_close(again.score(text), scores, atol=2e-3, rtol=0)  # seeded and reproducible
 
@@ -90,6 +91,36 @@ def test_detailclip_with_mean_fusion_equals_cc_mean(setup):
     fused = create_method("detailclip").encode(ctx)
     torch.testing.assert_close(fused.index.vectors, create_method("cc-mean").encode(ctx).index.vectors, atol=1e-5, rtol=0)
     assert fused.forward_passes_per_image == 14  # cc@3: 1 + 4 + 9 patches
+
+
+def test_cc_cal_with_one_class_is_cc_max_of_the_query_minus_it(ctx, monkeypatch):
+    """With one class c in the vocabulary and no level penalty, a window's offset is tau * cos(c, window): cc-cal's
+    score of a query q is tau * max over windows of (q - c) . window, cc-max's score of the vector q - c."""
+    from benchmark.methods.calibrated import CCCalibrated
+
+    method = CCCalibrated()
+    monkeypatch.setattr(method, "level_penalty", 0.0)
+    vocabulary = ctx.class_embeddings(["red cube"], "plain")
+    monkeypatch.setattr(ctx, "vocabulary", lambda: vocabulary)
+    encoded = method.encode(ctx)
+    assert encoded.index.vectors_per_image == 14 and encoded.forward_passes_per_image == 14
+    torch.testing.assert_close(encoded.index.score(vocabulary), torch.zeros(1, len(ctx.source.images)), atol=1e-5, rtol=0)
+    plain = create_method("cc-max").encode(ctx).index
+    text = ctx.class_embeddings(["gray cylinder"], "plain")
+    torch.testing.assert_close(encoded.index.score(text) / method.temperature, plain.score(text - vocabulary), atol=1e-4, rtol=0)
+
+
+def test_cc_cal_needs_the_data_s_classes(tmp_path):
+    from PIL import Image
+
+    from benchmark.methods.calibrated import VocabularyError
+    from benchmark.search import folder_source
+
+    Image.new("RGB", (32, 32), "gray").save(tmp_path / "a.png")
+    source, _ = folder_source(tmp_path)  # an image folder names no classes
+    ctx = BenchContext(source=source, backbone_name=TINY_BACKBONE, pretrained="none", cover_k=COVER_K, progress=False)
+    with pytest.raises(VocabularyError, match="scores windows against the data's classes"):
+        create_method("cc-cal").encode(ctx)
 
 
 def test_costs_of_patch_schemes(ctx):

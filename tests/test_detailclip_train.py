@@ -154,6 +154,19 @@ def test_train_records_the_listwise_term(clevr_dir, tmp_path):
     assert "0 is not in the range x>=1" in bad.exception.format_message()
 
 
+def test_train_distils_the_calibrated_teacher(clevr_dir, tmp_path):
+    """`--teacher-temperature/--teacher-level-penalty` reach the loss and the run configuration."""
+    out = tmp_path / "cal.pt"
+    result = _run(train, ["--data", clevr_dir, "--epochs", "1", "--teacher-temperature", "2", "--teacher-level-penalty",
+                          "0.025", "--out", out, *TINY])  # fmt: skip
+    assert result.exception is None, result.output
+    _, config = load_checkpoint(out, device="cpu")
+    loss = config["train"]["loss"]
+    assert (loss["teacher_temperature"], loss["teacher_level_penalty"]) == (2.0, 0.025)
+    bad = _run(train, ["--data", clevr_dir, "--teacher-level-penalty", "0.1", "--out", tmp_path / "x.pt", *TINY])
+    assert "needs a teacher temperature" in str(bad.exception) or "needs a teacher temperature" in bad.output
+
+
 def test_train_on_a_plain_folder_resumes(folder, tmp_path):
     images, classes = folder
     out = tmp_path / "m.pt"

@@ -1,4 +1,5 @@
-"""Training a fusion model by distillation from the Complete Cover max-similarity teacher.
+"""Training a fusion model by distillation from the Complete Cover max-similarity teacher (or its calibrated
+version, detailclip.teacher).
 
 AdamW, linear warm-up then cosine decay, bf16/fp16 autocast on CUDA, seeded shuffling and patch
 sampling, a resumable state file written every `checkpoint_every` epochs, early stopping on the
@@ -28,6 +29,7 @@ from ..features import PatchFeatures, extract_features
 from ..images import declared_size
 from ..fusion import build_fusion, max_patch_similarity
 from ..recipe import FusionRecipe, LossConfig, TrainConfig
+from ..teacher import calibrated_max
 from .losses import QueryCalibration, detail_weights, distillation_loss, fidelity
 from .state import logged_column, lr_factor, resume_from, save_state, write_log
 
@@ -58,10 +60,13 @@ class FeatureBank:
 
 
 def teacher_targets(bank: FeatureBank, queries: torch.Tensor, levels: tuple[int, ...] | None = None,
-                    chunk: int = 64) -> torch.Tensor:
+                    calibration: tuple[torch.Tensor, float, float] | None = None, chunk: int = 64) -> torch.Tensor:
     """Text targets [N, Q]: max over each image's patches (those of `levels` only, when given) of
-    cos(query, patch); ValueError when an image lacks one of `levels`."""
-    parts = []
+    cos(query, patch); ValueError when an image lacks one of `levels`. With a `calibration` (class
+    vocabulary [C, D], temperature, level penalty) the calibrated teacher's scores (detailclip.teacher),
+    mapped per query onto the plain max's mean and spread over the set: the same rankings, on the scale
+    that the matching and ranking terms expect."""
+    plain, calibrated = [], []
     for start in range(0, len(bank), chunk):
         ids = torch.arange(start, min(start + chunk, len(bank)), device=bank.features.device)
         features, padding, patch_levels = bank.batch(ids)
@@ -74,8 +79,18 @@ def teacher_targets(bank: FeatureBank, queries: torch.Tensor, levels: tuple[int,
                     raise ValueError(f"an image has no patch of teacher level {level} "
                                      f"(its levels: {present[present >= 0].unique().tolist()})")
             padding = ~torch.isin(patch_levels, torch.tensor(levels, device=patch_levels.device))
-        parts.append(max_patch_similarity(features, queries, padding))
-    return torch.cat(parts)
+        plain.append(max_patch_similarity(features, queries, padding))
+        if calibration is not None:
+            calibrated.append(calibrated_max(features, padding, patch_levels, queries, *calibration))
+    plain = torch.cat(plain)
+    return plain if calibration is None else on_scale_of(torch.cat(calibrated), plain)
+
+
+def on_scale_of(scores: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """`scores` [N, Q] mapped per query (column) by an increasing affine map onto the mean and standard
+    deviation of `reference` [N, Q]."""
+    spread = scores.std(dim=0, keepdim=True).clamp_min(1e-12)
+    return (scores - scores.mean(dim=0, keepdim=True)) / spread * reference.std(dim=0, keepdim=True) + reference.mean(dim=0, keepdim=True)
 
 
 def text_pair_weights(bank: FeatureBank, queries: torch.Tensor, targets: torch.Tensor,
@@ -90,15 +105,22 @@ def text_pair_weights(bank: FeatureBank, queries: torch.Tensor, targets: torch.T
 
 class Trainer:
     def __init__(self, model: nn.Module, train_items: list[PatchFeatures], val_items: list[PatchFeatures] | None,
-                 text_queries: torch.Tensor, config: TrainConfig, device: torch.device, run_config: dict):
+                 text_queries: torch.Tensor, config: TrainConfig, device: torch.device, run_config: dict,
+                 vocabulary: torch.Tensor | None = None):
+        """`vocabulary` [C, D]: the class embeddings the calibrated teacher scores against (needed when
+        config.loss.teacher_temperature > 0)."""
         self.run_config = {**run_config, "train": asdict(config)}
         self.model, self.config, self.device = model.to(device), config, device
         self.queries = text_queries.to(device).float()
+        loss = config.loss
+        if loss.teacher_temperature and vocabulary is None:
+            raise ValueError("the calibrated teacher needs the class vocabulary")
+        calibration = (vocabulary, loss.teacher_temperature, loss.teacher_level_penalty) if loss.teacher_temperature else None
         self.train = FeatureBank.from_items(train_items, device)
-        self.train_targets = teacher_targets(self.train, self.queries, config.loss.teacher_levels)
+        self.train_targets = teacher_targets(self.train, self.queries, loss.teacher_levels, calibration)
         self.train_weights = text_pair_weights(self.train, self.queries, self.train_targets, config.loss)
         self.val = FeatureBank.from_items(val_items, device) if val_items else None
-        self.val_targets = (teacher_targets(self.val, self.queries, config.loss.teacher_levels)
+        self.val_targets = (teacher_targets(self.val, self.queries, loss.teacher_levels, calibration)
                             if self.val is not None else None)
         self.val_weights = (text_pair_weights(self.val, self.queries, self.val_targets, config.loss)
                             if self.val is not None else None)
@@ -245,13 +267,14 @@ def baseline_fidelity(bank: FeatureBank, queries: torch.Tensor, targets: torch.T
 
 def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: list[PatchFeatures] | None,
                  text_queries: torch.Tensor, config: TrainConfig, out: Path, run_config: dict,
-                 device: torch.device, resume: bool = False, progress: bool = True) -> dict:
+                 device: torch.device, resume: bool = False, progress: bool = True,
+                 vocabulary: torch.Tensor | None = None) -> dict:
     """Train `model`, write the checkpoint `out` (run_config + metrics embedded) beside its state
-    file (<out>.state.pt) and CSV log (<out>.log.csv); returns the metrics."""
+    file (<out>.state.pt) and CSV log (<out>.log.csv); returns the metrics. `vocabulary`: see Trainer."""
     out = Path(out)
     state_path, log_path = out.with_name(out.name + ".state.pt"), out.with_name(out.name + ".log.csv")
     torch.manual_seed(config.seed)
-    trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config)
+    trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config, vocabulary)
     with output_lock(out, purpose="train"):  # one training per checkpoint, state and log
         if resume and resume_from(trainer, state_path, STATE_FORMAT):
             trainer.seconds = logged_column(log_path, "seconds", len(trainer.log))
@@ -279,7 +302,8 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
                              device=device, seed=seed, image_size=recipe.image_size)
     if backbone.untrained_warning and warn is not None:
         warn(backbone.untrained_warning)
-    text_queries = training_queries(backbone.prompt_embeddings(train_set.classes, recipe.templates), recipe.queries)
+    prompts = backbone.prompt_embeddings(train_set.classes, recipe.templates)
+    text_queries = training_queries(prompts, recipe.queries)
     extract = dict(scheme=recipe.scheme, k=recipe.k, cache_dir=cache_dir, batch_size=extract_batch,
                    progress=progress, cluster=cluster)
     train_items = extract_features(backbone, train_set.paths, **extract)
@@ -304,7 +328,7 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
         model = build_fusion(recipe.size, backbone.embed_dim, dropout=recipe.dropout, norm_first=recipe.pre_norm,
                              level_embedding=recipe.level_embedding, max_directions=recipe.max_directions)
     return train_fusion(model, train_items, val_items, text_queries, recipe.train, Path(out), run_config,
-                        backbone.device, resume=resume, progress=progress)
+                        backbone.device, resume=resume, progress=progress, vocabulary=average_prompts(prompts))
 
 
 def training_queries(prompts: torch.Tensor, queries: str) -> torch.Tensor:
