@@ -38,7 +38,7 @@ def validate(root, splits):
         claim = None if known else claimed_by(load_meta(root, split))
         if claim and claim[1] in claim[0].hashes:
             click.echo(f"warning: {split} has the settings of {claim[0].title} {claim[1]} but not its published content "
-                       f"hash {claim[0].hashes[claim[1]]}: its images differ (another preset, device or Blender?)", err=True)
+                       f"hash {claim[0].hashes[claim[1]]}: its images differ (another preset, device, Blender or CPU instruction set?)", err=True)
 
 
 FORMATS = {

@@ -1,4 +1,4 @@
-"""The measuring tools of issue #30: a child's peak RSS is its own, and the GPU check (item 3) on CPU, small: its
+"""The measuring tools of issue #30: a child's peak RSS is its own, one image's render phases add up, and the GPU check (item 3) on CPU, small: its
 script parses, and its Python prints one table of render and encode rows through the paths the GPU runs
 (measure.encode_speed's child processes included)."""
 
@@ -43,3 +43,15 @@ def test_the_check_prints_one_table_on_cpu():
     assert render and float(render[1]) > 0 and len(lines) == 5
     seconds, rate, windows, share = map(float, encode.groups())
     assert abs(seconds * rate - 1) < 0.01 and abs(windows / rate - 14) < 0.01 and share > 0  # cc@3: 14 windows
+
+
+def test_render_phases_add_up_to_the_image():
+    done = subprocess.run([sys.executable, "-m", "measure.render_phases", "--size", "64", "--scenes", "1", "--family",
+                           "aerial"], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    phases = {r[0][2:]: (float(r[1]), float(r[2].rstrip("% |"))) for r in rows[1:-1]}
+    assert list(phases) == ["scene build", "path tracing", "denoising", "PNG write", "id pass", "annotation"]
+    image = float(rows[-1][1].strip("*"))
+    assert abs(sum(s for s, _ in phases.values()) - image) < 0.02 and abs(sum(p for _, p in phases.values()) - 100) < 0.5
+    assert re.search(r"starting a Blender worker \(once per chunk of scenes\): [0-9.]+ s", done.stdout)
