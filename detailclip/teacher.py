@@ -34,8 +34,9 @@ def window_offsets(vectors: torch.Tensor, counts: torch.Tensor, levels: torch.Te
         torch.logsumexp(temperature * (vectors[start : start + BLOCK_WINDOWS].float() @ vocabulary.T), dim=1)
         for start in range(0, vectors.shape[0], BLOCK_WINDOWS)
     ]) if vectors.shape[0] else vectors.new_zeros(0, dtype=torch.float32)  # fmt: skip
-    owner = torch.repeat_interleave(torch.arange(counts.shape[0]), counts)
-    finest = torch.zeros(counts.shape[0], dtype=torch.long).scatter_reduce_(0, owner, levels.long(), reduce="amax")
+    owner = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)
+    finest = torch.zeros(counts.shape[0], dtype=torch.long, device=counts.device)
+    finest.scatter_reduce_(0, owner, levels.long(), reduce="amax")
     return normaliser + level_penalty * (finest[owner] - levels.long()).float()
 
 
@@ -45,7 +46,7 @@ def calibrated_max(features: torch.Tensor, padding: torch.Tensor | None, levels:
     `padding` [B, P] (True: no patch; None: all valid), Complete Cover `levels` [B, P], `queries` [Q, D]."""
     valid = torch.ones(levels.shape, dtype=torch.bool, device=levels.device) if padding is None else ~padding
     offsets = torch.full(valid.shape, float("inf"), device=features.device)
-    offsets[valid] = window_offsets(features[valid].cpu(), valid.sum(1).cpu(), levels[valid].cpu(), vocabulary.cpu(),
-                                    temperature, level_penalty).to(features.device)  # fmt: skip
+    offsets[valid] = window_offsets(features[valid], valid.sum(1), levels[valid], vocabulary.to(features.device),
+                                    temperature, level_penalty)  # fmt: skip
     sims = torch.einsum("bpd,qd->bqp", features.float(), queries.float()) - offsets[:, None, :] / temperature
     return sims.amax(dim=-1)

@@ -6,7 +6,6 @@ from infra.errors import ToolkitError
 
 from ..context import BenchContext
 from ..index import ImageIndex
-from .base import Encoded, stack_features
 from .pooling import PatchPooling
 from .registry import register
 
@@ -27,15 +26,11 @@ class CCCalibrated(PatchPooling):
     def settings(self, ctx: BenchContext) -> dict:
         return {**super().settings(ctx), "temperature": self.temperature, "level_penalty": self.level_penalty}
 
-    def encode(self, ctx: BenchContext) -> Encoded:
+    def index(self, ctx: BenchContext, vectors, counts, levels) -> ImageIndex:
         from detailclip.teacher import window_offsets
 
         if not ctx.source.classes:
             raise VocabularyError(f"{self.name} scores windows against the data's classes, and {ctx.source.dataset} "
                                   f"{ctx.source.split} names none")  # fmt: skip
-        plain = super().encode(ctx)
-        vectors, counts, levels = stack_features(ctx.features(self.scheme, self.k(ctx)))
         offsets = window_offsets(vectors, counts, levels, ctx.vocabulary(), self.temperature, self.level_penalty)
-        index = ImageIndex(plain.index.vectors, plain.index.counts, offsets, self.temperature)
-        return Encoded(index, plain.forward_passes_per_image, plain.gflops_per_image, plain.encode_images_per_s,
-                       plain.image_size, plain.cover_k)  # fmt: skip
+        return ImageIndex(vectors.float(), counts, offsets, self.temperature)

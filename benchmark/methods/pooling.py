@@ -24,10 +24,14 @@ class PatchPooling(Method):
     def settings(self, ctx: BenchContext) -> dict:
         return {"scheme": self.scheme, "k": self.k(ctx), "pool": self.pool, "image_size": self.image_size(ctx)}
 
+    def index(self, ctx: BenchContext, vectors, counts, levels) -> ImageIndex:
+        """The index of a split's stacked patch vectors [M, D], counts [N] and levels [M] (`stack_features`)."""
+        return ImageIndex(vectors.float(), counts) if self.pool == "max" else ImageIndex.single(mean_vectors(vectors, counts))
+
     def encode(self, ctx: BenchContext) -> Encoded:
         size = self.image_size(ctx)
-        vectors, counts, _ = stack_features(ctx.features(self.scheme, self.k(ctx), size))
-        index = ImageIndex(vectors.float(), counts) if self.pool == "max" else ImageIndex.single(mean_vectors(vectors, counts))
+        vectors, counts, levels = stack_features(ctx.features(self.scheme, self.k(ctx), size))
+        index = self.index(ctx, vectors, counts, levels)
         passes = counts.sum().item() / len(counts)
         return Encoded(index, passes, passes * ctx.gflops_per_pass(size), ctx.passes_per_second(size) / passes, size,
                        ctx.cover_record(self.k(ctx), size) if self.scheme in ("cc", "grid") else None)

@@ -89,8 +89,8 @@ def teacher_targets(bank: FeatureBank, queries: torch.Tensor, levels: tuple[int,
 def on_scale_of(scores: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """`scores` [N, Q] mapped per query (column) by an increasing affine map onto the mean and standard
     deviation of `reference` [N, Q]."""
-    spread = scores.std(dim=0, keepdim=True).clamp_min(1e-12)
-    return (scores - scores.mean(dim=0, keepdim=True)) / spread * reference.std(dim=0, keepdim=True) + reference.mean(dim=0, keepdim=True)
+    standardised = (scores - scores.mean(dim=0, keepdim=True)) / scores.std(dim=0, keepdim=True).clamp_min(1e-12)
+    return standardised * reference.std(dim=0, keepdim=True) + reference.mean(dim=0, keepdim=True)
 
 
 def text_pair_weights(bank: FeatureBank, queries: torch.Tensor, targets: torch.Tensor,
@@ -115,7 +115,8 @@ class Trainer:
         loss = config.loss
         if loss.teacher_temperature and vocabulary is None:
             raise ValueError("the calibrated teacher needs the class vocabulary")
-        calibration = (vocabulary, loss.teacher_temperature, loss.teacher_level_penalty) if loss.teacher_temperature else None
+        calibration = ((vocabulary, loss.teacher_temperature, loss.teacher_level_penalty)
+                       if loss.teacher_temperature else None)
         self.train = FeatureBank.from_items(train_items, device)
         self.train_targets = teacher_targets(self.train, self.queries, loss.teacher_levels, calibration)
         self.train_weights = text_pair_weights(self.train, self.queries, self.train_targets, config.loss)
