@@ -170,7 +170,7 @@ def caption(records: list[dict], refs: dict[str, str]) -> str:
     overall, buckets = r["metrics"]["overall"], r["metrics"]["buckets"]
     counts = "; ".join(f"{n}: {b['n_queries']} / {b['n_positives']}" for n, b in buckets.items())
     standard = published(r["split_hash"])
-    name = f" = {standard[0]} {standard[1]}" if standard else ""
+    name = f" = {standard.title} {standard.split}, {standard.cpu} render" if standard else ""
     text = (f"{r['dataset']}, split {r['split']} (content {r['split_hash'][:12]}{name}), {r['n_images']} images, "
             f"{overall['n_queries']} queries with {overall['n_positives']} positives; "
             f"per bucket (queries / positives): {counts}.")  # fmt: skip

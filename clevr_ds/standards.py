@@ -2,13 +2,16 @@
 
 A standard split is re-rendered anywhere with `render --standard NAME [--split SPLIT]` and checked
 with `validate`, which names the standard when a split's content hash (`dataset.split_hash`) is
-the published one. The published hashes were measured on CPU renders with bpy 5.0.1; a GPU render
-(or another Blender) gives other pixels and so another hash.
+a published one. The published hashes were measured on CPU renders with bpy 5.0.1, one per x86-64
+instruction set met so far: Cycles' ray tracing (Embree) and denoising (OIDN) pick kernels per
+instruction set, so an AVX2 and an AVX-512 CPU render other pixels from the same scenes (every mAP
+equal to the third decimal, docs/dataset.md). A GPU render (or another Blender) gives another hash.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .dataset import DEFAULT_ROOT
 
@@ -20,7 +23,7 @@ class Standard:
     title: str
     options: dict
     splits: dict[str, int]  # split -> number of images
-    hashes: dict[str, str]  # split -> published content hash
+    hashes: dict[str, dict[str, str]]  # split -> {CPU instruction set it was rendered on: published content hash}
 
     def render_options(self, split: str) -> dict:
         """Every content-defining `render` option of `split` (one `options` leaves out: its CONTENT_OPTIONS default);
@@ -34,18 +37,23 @@ CONTENT_OPTIONS = {"scales": "0.01-0.1", "resolution": 2240, "objects": "3-10", 
                    "assets": None, "ground": None, "ground_gsd": None, "max_tilt": 0.0, "min_visible_pixels": 16,
                    "engine": None, "samples": None, "denoise": None}
 
+AVX2, AVX512 = "AVX2", "AVX-512"  # the x86-64 instruction sets the published renders ran on
+
 STANDARDS: dict[str, Standard] = {
     "quick": Standard(
         title="CLEVR-DS quick", options={**CONTENT_OPTIONS, "preset": "default", "seed": 0}, splits={"test": 20},
-        hashes={"test": "b87c61c586acc7f0f957cee62561ffe3c455d5ab73a5f9bd941098686eef0110"},
+        hashes={"test": {AVX2: "b87c61c586acc7f0f957cee62561ffe3c455d5ab73a5f9bd941098686eef0110",
+                         AVX512: "fe9613e18320d5cc5cb137946bc1f271413495556712949d898b6024d2b8b515"}},
     ),
     "v1": Standard(
         title="CLEVR-DS-bench v1", options={**CONTENT_OPTIONS, "preset": "fast", "seed": 0}, splits={"test": 200},
-        hashes={"test": "9765e9da11dd717812f9095b3ecdadca50a5bdb4e58590050aca0d9500a313fe"},
+        hashes={"test": {AVX2: "9765e9da11dd717812f9095b3ecdadca50a5bdb4e58590050aca0d9500a313fe",
+                         AVX512: "7cc533b12ab29249af35f04d63ba2c63018402add18f4c5f9a47f182f3b5c518"}},
     ),
     "aerial-v1": Standard(
         title="CLEVR-DS aerial v1", options={**CONTENT_OPTIONS, "family": "aerial", "preset": "fast", "seed": 0},
-        splits={"test": 200}, hashes={"test": "efb00253ec94ca7128ae3b2b0e8548cd2f35adf668dc2394a1e6d27233d242ac"},
+        splits={"test": 200},
+        hashes={"test": {AVX512: "efb00253ec94ca7128ae3b2b0e8548cd2f35adf668dc2394a1e6d27233d242ac"}},
     ),
 }
 
@@ -55,12 +63,21 @@ def default_folder(name: str) -> str:
     return DEFAULT_ROOT if name == "quick" else f"{DEFAULT_ROOT}-bench-{name}"
 
 
-def published(content_hash: str) -> tuple[str, str] | None:
-    """(standard title, split) whose published content hash this is, or None."""
+class Published(NamedTuple):
+    """A standard split a content hash is published for, and the instruction set of the CPU that rendered it."""
+
+    title: str
+    split: str
+    cpu: str
+
+
+def published(content_hash: str) -> Published | None:
+    """The standard split whose published content hashes include this one, or None."""
     for standard in STANDARDS.values():
-        for split, value in standard.hashes.items():
-            if value == content_hash:
-                return standard.title, split
+        for split, by_cpu in standard.hashes.items():
+            for cpu, value in by_cpu.items():
+                if value == content_hash:
+                    return Published(standard.title, split, cpu)
     return None
 
 

@@ -34,11 +34,13 @@ def validate(root, splits):
         scenes = load_scenes(root, split)
         content = split_hash(root, split, scenes)
         known = published(content)
-        click.echo(f"{split}: sha256 {content} ({len(scenes)} images)" + (f": {known[0]} {known[1]}, as published" if known else ""))
+        as_published = f": {known.title} {known.split}, as published ({known.cpu} render)" if known else ""
+        click.echo(f"{split}: sha256 {content} ({len(scenes)} images){as_published}")
         claim = None if known else claimed_by(load_meta(root, split))
         if claim and claim[1] in claim[0].hashes:
-            click.echo(f"warning: {split} has the settings of {claim[0].title} {claim[1]} but not its published content "
-                       f"hash {claim[0].hashes[claim[1]]}: its images differ (another preset, device, Blender or CPU instruction set?)", err=True)
+            hashes = ", ".join(f"{value} ({cpu})" for cpu, value in claim[0].hashes[claim[1]].items())
+            click.echo(f"warning: {split} has the settings of {claim[0].title} {claim[1]} but none of its published "
+                       f"content hashes {hashes}: its images differ (another preset, device, Blender or CPU instruction set?)", err=True)
 
 
 FORMATS = {

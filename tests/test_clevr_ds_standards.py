@@ -55,21 +55,24 @@ def test_a_standard_renders_what_its_options_as_flags_render(rendered_pair):
 
 
 def test_validate_names_the_published_standard_and_warns_on_its_settings_with_other_content(rendered_pair, monkeypatch, capsys):
+    """Any of a split's published hashes (one per CPU instruction set) names it; none of them: one warning."""
     by_name, _ = rendered_pair
-    content = split_hash(by_name, "val")
-    monkeypatch.setitem(STANDARDS, "tiny", Standard(TINY.title, TINY.options, TINY.splits, {"val": content}))
+    content, other = split_hash(by_name, "val"), "0" * 64
+    published = {"val": {standards.AVX2: other, standards.AVX512: content}}
+    monkeypatch.setitem(STANDARDS, "tiny", Standard(TINY.title, TINY.options, TINY.splits, published))
     capsys.readouterr()
     assert main(["validate", str(by_name)]) == 0
     out = capsys.readouterr()
-    assert f"val: sha256 {content} (2 images): CLEVR-DS tiny val, as published" in out.out.splitlines()
+    assert f"val: sha256 {content} (2 images): CLEVR-DS tiny val, as published (AVX-512 render)" in out.out.splitlines()
     assert out.err == ""
 
-    other = "0" * 64
-    monkeypatch.setitem(STANDARDS, "tiny", Standard(TINY.title, TINY.options, TINY.splits, {"val": other}))
+    published = {"val": {standards.AVX2: other, standards.AVX512: "1" * 64}}
+    monkeypatch.setitem(STANDARDS, "tiny", Standard(TINY.title, TINY.options, TINY.splits, published))
     assert main(["validate", str(by_name)]) == 0
     out = capsys.readouterr()
     assert f"val: sha256 {content} (2 images)" in out.out.splitlines()
-    assert len(out.err.splitlines()) == 1 and f"CLEVR-DS tiny val but not its published content hash {other}" in out.err
+    assert len(out.err.splitlines()) == 1
+    assert f"CLEVR-DS tiny val but none of its published content hashes {other} (AVX2), {'1' * 64} (AVX-512)" in out.err
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -110,7 +113,8 @@ def test_flags_equal_to_the_standard_and_execution_flags_are_accepted():
 
 def test_published_and_claimed_look_up_the_table():
     quick = STANDARDS["quick"]
-    assert standards.published(quick.hashes["test"]) == ("CLEVR-DS quick", "test")
+    for cpu, content in quick.hashes["test"].items():
+        assert standards.published(content) == ("CLEVR-DS quick", "test", cpu)
     assert standards.published("f" * 64) is None
     meta = {"split": "test", "num_images": 200, "scales": "0.01-0.1", "width": 2240, "height": 2240,
             "objects": [3, 10], "seed": 0}
@@ -128,5 +132,5 @@ def test_the_leaderboard_caption_names_a_published_split(monkeypatch):
               "backbone": "B", "pretrained": "none",
               "metrics": {"overall": {"n_queries": 3, "n_positives": 4}, "buckets": {}}}
     assert "(content abababababab), 2 images" in caption([record], {})
-    monkeypatch.setitem(STANDARDS, "tiny", Standard(TINY.title, TINY.options, TINY.splits, {"val": content}))
-    assert "(content abababababab = CLEVR-DS tiny val), 2 images" in caption([record], {})
+    monkeypatch.setitem(STANDARDS, "tiny", Standard(TINY.title, TINY.options, TINY.splits, {"val": {standards.AVX2: content}}))
+    assert "(content abababababab = CLEVR-DS tiny val, AVX2 render), 2 images" in caption([record], {})
