@@ -12,7 +12,6 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from clevr_ds.dataset import load_meta
 from clevr_ds.standards import STANDARDS, claimed_by
 
 REPOSITORY = Path(__file__).resolve().parents[1]  # the checkout this code runs from, when it is one
@@ -51,13 +50,14 @@ def software_versions() -> dict:
     return {**out, "git": git_state()}
 
 
-def standard_claim(spec) -> dict | None:
-    """{"name", "split"} of the standard split (clevr_ds.standards) whose settings the meta of the CLEVR-DS
-    split of `spec` (a benchmark.sources.SourceSpec) records; None for any other split, COCO or DOTA."""
-    if spec.data is None or spec.coco is not None or spec.dota is not None:
+def standard_claim(source) -> dict | None:
+    """{"name", "split"} of the standard split (clevr_ds.standards) whose settings the meta of a CLEVR-DS split
+    (a benchmark.sources.Source read from its folder or its WebDataset shards) records; None for any other split,
+    COCO or DOTA."""
+    if source.meta is None:
         return None
     try:
-        claim = claimed_by(load_meta(spec.data, spec.split))
+        claim = claimed_by(source.meta)
     except TypeError:  # a meta whose settings are of the wrong kinds (bench reads only its scales) claims nothing
         return None
     if claim is None:

@@ -145,7 +145,7 @@ def prepare(cfg: BenchConfig) -> Prepared:
         "dataset": source.dataset, "split": source.split, "split_hash": source.content_hash,
         "protocol": {**protocol.settings(), "templates": templates, "k": cfg.k}, "seed": chosen["seed"],
     }  # fmt: skip
-    return Prepared(source, protocol.relevance(source.images), ctx, identity, standard_claim(cfg.source))
+    return Prepared(source, protocol.relevance(source.images), ctx, identity, standard_claim(source))
 
 
 def run_method(cfg: BenchConfig, p: Prepared, method: Method, identity: dict, stem: str) -> tuple[dict, Writer | None]:

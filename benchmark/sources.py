@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -76,6 +76,7 @@ class Source:
     default_buckets: tuple[Bucket, ...]
     n_images_expected: int  # images the split promises (CLEVR-DS meta); len(images) elsewhere
     prompts: str | None = None  # the prompt template set the data names (a CLEVR-DS family's), if any
+    meta: dict | None = field(default=None, compare=False, repr=False)  # a CLEVR-DS split's meta (folder or shards)
 
     @property
     def image_paths(self) -> list[Path]:
@@ -157,7 +158,7 @@ def _split_source(meta: dict, scenes: list[dict], images: list, content_hash: st
     )  # fmt: skip
     vocabulary = Vocabulary.from_dict(meta["vocabulary"])
     return Source(meta.get("dataset", DATASET_NAME), meta["split"], tuple(vocabulary.classes), records, content_hash,
-                  tuple(default_buckets(meta["scales"])), meta["num_images"], vocabulary.prompts)  # fmt: skip
+                  tuple(default_buckets(meta["scales"])), meta["num_images"], vocabulary.prompts, meta)  # fmt: skip
 
 
 def coco_source(instances: Path | str, image_root: Path | str, classes: Sequence[str] | None = None) -> Source:

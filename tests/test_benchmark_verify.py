@@ -23,8 +23,9 @@ from benchmark.provenance import git_state, standard_claim
 from benchmark.results import load_run
 from benchmark.sources import SourceSpec
 from benchmark.verify import verify_run
-from clevr_ds.dataset import meta_path
+from clevr_ds.dataset import image_path, load_scenes, meta_path
 from clevr_ds.schema import shortened
+from clevr_ds.wds import write_wds
 from cli import main
 from tests.benchmark_fixtures import TINY_BACKBONE, make_checkpoint, make_dataset, random_scenes
 
@@ -183,10 +184,21 @@ def quick_lookalike(root: Path, **meta_changes) -> Path:
 
 
 def test_a_split_claims_the_standard_whose_settings_its_meta_records(tmp_path):
-    assert standard_claim(SourceSpec(quick_lookalike(tmp_path / "a"))) == {"name": "quick", "split": "test"}
-    assert standard_claim(SourceSpec(quick_lookalike(tmp_path / "b", seed=1))) is None
-    assert standard_claim(SourceSpec(quick_lookalike(tmp_path / "c", objects=5))) is None  # malformed: claims nothing
-    assert standard_claim(SourceSpec(coco=tmp_path / "instances.json", image_root=tmp_path)) is None
+    def claim(data: Path, **spec) -> dict | None:
+        return standard_claim(SourceSpec(data, **spec).open())
+
+    quick = quick_lookalike(tmp_path / "a")
+    assert claim(quick) == {"name": "quick", "split": "test"}
+    write_wds(quick, "test", load_scenes(quick, "test"), shard_size=8)  # its shards claim what its folder claims
+    assert claim(None, wds=str(quick / "wds" / "test")) == {"name": "quick", "split": "test"}
+    assert claim(quick_lookalike(tmp_path / "b", seed=1)) is None
+    assert claim(quick_lookalike(tmp_path / "c", objects=5)) is None  # malformed: claims nothing
+    first = load_scenes(quick, "test")[0]
+    instances = {"images": [{"id": 1, "file_name": first["image_filename"], "width": 64, "height": 64}],
+                 "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 8, 8], "area": 64, "iscrowd": 0}],
+                 "categories": [{"id": 1, "name": "cube"}]}  # fmt: skip
+    (tmp_path / "instances.json").write_text(json.dumps(instances))
+    assert claim(None, coco=tmp_path / "instances.json", image_root=image_path(quick, first).parent) is None
 
 
 def test_a_run_claiming_a_standard_split_with_another_hash_is_mismatched(tmp_path):
