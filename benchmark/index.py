@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from detailclip.ragged import owners
+
 BLOCK_VECTORS = 1 << 16
 
 
@@ -56,7 +58,7 @@ class ImageIndex:
         queries = queries.float()
         if self.vectors.shape[0] == self.n_images:
             return self._vector_scores(queries, 0, self.n_images)
-        owner = torch.repeat_interleave(torch.arange(self.n_images), self.counts)
+        owner = owners(self.counts)
         out = torch.full((queries.shape[0], self.n_images), float("-inf"))
         for start in range(0, self.vectors.shape[0], block):
             sims = self._vector_scores(queries, start, start + block)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from .ragged import owners
+
 BLOCK_WINDOWS = 1 << 15
 
 
@@ -34,7 +36,7 @@ def window_offsets(vectors: torch.Tensor, counts: torch.Tensor, levels: torch.Te
         torch.logsumexp(temperature * (vectors[start : start + BLOCK_WINDOWS].float() @ vocabulary.T), dim=1)
         for start in range(0, vectors.shape[0], BLOCK_WINDOWS)
     ]) if vectors.shape[0] else vectors.new_zeros(0, dtype=torch.float32)  # fmt: skip
-    owner = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)
+    owner = owners(counts)
     finest = torch.zeros(counts.shape[0], dtype=torch.long, device=counts.device)
     finest.scatter_reduce_(0, owner, levels.long(), reduce="amax")
     return normaliser + level_penalty * (finest[owner] - levels.long()).float()

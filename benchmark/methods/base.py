@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from detailclip.ragged import owners
+
 from ..context import BenchContext
 from ..index import ImageIndex
 
@@ -50,6 +52,6 @@ def stack_features(features: list) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 
 def mean_vectors(vectors: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """The renormalised mean of each image's vectors: [N, D] float32."""
-    owner = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    owner = owners(counts)
     sums = torch.zeros(len(counts), vectors.shape[1]).index_add_(0, owner, vectors.float())
     return F.normalize(sums, dim=-1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from detailclip.ragged import owners
+
 from ..context import BenchContext
 from ..index import ImageIndex
 from .base import Encoded, Method, mean_vectors, stack_features
@@ -26,7 +28,7 @@ class S2(Method):
         """[N, D]: the mean tile vector of each image at scale s (scale 1: the whole image)."""
         vectors, counts, levels = stack_features(ctx.features("whole") if s == 1 else ctx.features("grid", s))
         tiles = levels == (0 if s == 1 else 1)
-        owner = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        owner = owners(counts)
         return mean_vectors(vectors[tiles], torch.bincount(owner[tiles], minlength=len(counts)))
 
     def encode(self, ctx: BenchContext) -> Encoded:
