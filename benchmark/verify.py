@@ -82,9 +82,8 @@ def _split(record: dict, path: Path) -> Finding:
     expected = standard.hashes.get(claim["split"])
     if not expected or record["split_hash"] in expected.values():
         return None  # a standard without a published hash has nothing to compare
-    hashes = ", ".join(f"{value[:12]} ({cpu})" for cpu, value in expected.items())
     return MISMATCHED, (f"split content {record['split_hash'][:12]} is none of the published {standard.title} "
-                        f"{claim['split']} ({hashes})")  # fmt: skip
+                        f"{claim['split']} ({standard.listed_hashes(claim['split'], 12)})")  # fmt: skip
 
 
 def _weights(record: dict, path: Path) -> Finding:

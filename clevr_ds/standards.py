@@ -32,6 +32,10 @@ class Standard:
             raise ValueError(f"{self.title} has no split {split!r} (splits: {', '.join(self.splits)})")
         return {**CONTENT_OPTIONS, **self.options, "split": split, "num_images": self.splits[split]}
 
+    def listed_hashes(self, split: str, digits: int = 64) -> str:
+        """The published content hashes of `split`, each cut to `digits` and followed by its CPU, for messages."""
+        return ", ".join(f"{value[:digits]} ({cpu})" for cpu, value in self.hashes[split].items())
+
 
 CONTENT_OPTIONS = {"scales": "0.01-0.1", "resolution": 2240, "objects": "3-10", "family": "clevr", "gsd": None,
                    "assets": None, "ground": None, "ground_gsd": None, "max_tilt": 0.0, "min_visible_pixels": 16,

@@ -38,9 +38,8 @@ def validate(root, splits):
         click.echo(f"{split}: sha256 {content} ({len(scenes)} images){as_published}")
         claim = None if known else claimed_by(load_meta(root, split))
         if claim and claim[1] in claim[0].hashes:
-            hashes = ", ".join(f"{value} ({cpu})" for cpu, value in claim[0].hashes[claim[1]].items())
             click.echo(f"warning: {split} has the settings of {claim[0].title} {claim[1]} but none of its published "
-                       f"content hashes {hashes}: its images differ (another preset, device, Blender or CPU instruction set?)", err=True)
+                       f"content hashes {claim[0].listed_hashes(claim[1])}: its images differ (another preset, device, Blender or CPU instruction set?)", err=True)
 
 
 FORMATS = {
