@@ -86,13 +86,18 @@ def group_key(record: dict) -> str:
 
 
 def run_labels(records: list[dict]) -> list[str]:
-    """Method, checkpoint file, backbone and weights where they differ, run id where still ambiguous."""
+    """Method, checkpoint file, the cover's k, backbone and weights where they differ, run id where still
+    ambiguous."""
     several_backbones = len({(r["backbone"], r["pretrained"]) for r in records}) > 1
+    covered = [r["method_settings"].get("scheme") in ("cc", "grid") for r in records]  # k of a cover, not of the image
+    several_covers = len({str(r["method_settings"]["k"]) for r, c in zip(records, covered) if c}) > 1
     labels = []
-    for r in records:
+    for r, has_cover in zip(records, covered):
         label = r["method"]
         if r["method_settings"].get("checkpoint"):
             label += f" ({file_name(r['method_settings']['checkpoint'])})"
+        if several_covers and has_cover:
+            label += f" k={r['method_settings']['k']}"
         if several_backbones:
             label += f" [{r['backbone']}, {file_name(r['pretrained'])}]"
         labels.append(label)

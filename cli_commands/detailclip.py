@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from clevr_ds.dataset import DEFAULT_ROOT
-from detailclip.recipe import (FUSION_SIZES, LOSS_KINDS, MAX_K, PATCH_MODES, QUERY_SETS, SCHEMES, FusionRecipe,
-                               LossConfig, TrainConfig)  # fmt: skip
+from detailclip.recipe import (FUSION_SIZES, LOSS_KINDS, MAX_K, PATCH_MODES, QUERY_SETS, SCHEMES, TEACHER_LEVEL_PENALTY,
+                               FusionRecipe, LossConfig, TrainConfig)  # fmt: skip
 from detailclip.registry import DEFAULT_FUSION_CHECKPOINT
 from infra.atomic import writable
 from infra.errors import first_line
@@ -105,7 +105,8 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
 @click.option("--teacher-temperature", type=click.FloatRange(0), default=LOSS.teacher_temperature, show_default=True,
               help="> 0: distil the calibrated teacher (bench method cc-cal: each window's log-probability of the "
                    "query among the classes, at this temperature); 0: the plain max (cc-max)")
-@click.option("--teacher-level-penalty", type=click.FloatRange(0), default=LOSS.teacher_level_penalty, show_default=True,
+@click.option("--teacher-level-penalty", type=click.FloatRange(0), default=None,
+              show_default=f"{TEACHER_LEVEL_PENALTY:g} with a teacher temperature, else 0",
               help="the calibrated teacher's penalty per Complete Cover level below an image's finest")
 @click.option("--patch-mode", type=click.Choice(PATCH_MODES), default=LOSS.patch_mode, show_default=True)
 @click.option("--loss", "kind", type=click.Choice(LOSS_KINDS), default=LOSS.kind, show_default=True)
@@ -131,14 +132,9 @@ def train(**opts):
     from detailclip.images import ImageError
     from detailclip.training.fusion_trainer import train_from_data
 
-    opts["k"] = opts.pop("cover_k")
-
-    def pick(config):
-        return {f.name: opts[f.name] for f in fields(config) if f.name in opts}
-
     out = writable(opts["out"])
     try:
-        recipe = FusionRecipe(**pick(FusionRecipe), train=TrainConfig(**pick(TrainConfig), loss=LossConfig(**pick(LossConfig))))
+        recipe = recipe_from_options(opts)
         metrics = train_from_data(recipe, opts["data_dir"], out, opts["split"], opts["val_split"], opts["classes_file"],
                                   opts["val_fraction"], cache_dir_option(opts["cache_dir"], out.parent / "feature_cache"),
                                   opts["extract_batch"], opts["device"], opts["cluster"], opts["resume"],
@@ -148,6 +144,17 @@ def train(**opts):
         raise _fail(e) from None
     summary = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
     click.echo(f"wrote {out}: {summary}")
+
+
+def recipe_from_options(opts: dict) -> FusionRecipe:
+    """The fusion recipe that `train`'s parsed options ask for (raises ValueError on a contradiction)."""
+    values = {**opts, "k": opts["cover_k"]}
+
+    def pick(config):
+        return {f.name: values[f.name] for f in fields(config) if f.name in values}
+
+    loss = LossConfig(**pick(LossConfig))
+    return FusionRecipe(**pick(FusionRecipe), train=TrainConfig(**pick(TrainConfig), loss=loss))
 
 
 @click.command()

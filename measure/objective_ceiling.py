@@ -31,7 +31,8 @@ from detailclip.backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, average_p
 from detailclip.data import clevr_split
 from detailclip.features import extract_features
 from detailclip.recipe import QUERY_SETS, FusionRecipe, LossConfig
-from detailclip.training.fusion_trainer import FeatureBank, teacher_targets, text_pair_weights, training_queries
+from detailclip.training.fusion_trainer import (FeatureBank, teacher_calibration, teacher_targets, text_pair_weights,
+                                                training_queries)  # fmt: skip
 from detailclip.training.losses import QueryCalibration, distillation_loss
 
 RECIPE = FusionRecipe()
@@ -54,6 +55,8 @@ def parse_variant(text: str) -> tuple[LossConfig, int, str]:
             expected = {int: "an integer", float: "a number", bool: "true or false"}[known[key]]
             raise SystemExit(f"error: {key} must be {expected}, not {value!r}") from None
     batch, queries = changes.pop("batch_size"), changes.pop("queries")
+    if "teacher_temperature" in changes:  # the penalty follows the teacher unless given (LossConfig: None)
+        changes.setdefault("teacher_level_penalty", None)
     if queries not in QUERY_SETS:
         raise SystemExit(f"error: unknown query set {queries!r} (known: {', '.join(QUERY_SETS)})")
     try:
@@ -71,11 +74,11 @@ def parse_value(kind: type, value: str):
     return value.lower() == "true"
 
 
-def fit_free_vectors(bank: FeatureBank, queries: torch.Tensor, loss: LossConfig, batch: int, steps: int,
-                     lr: float, seed: int) -> torch.Tensor:
-    """One unit vector per image [N, D] minimising `loss` against the teacher, started at the whole
-    image; Adam with cosine decay."""
-    targets = teacher_targets(bank, queries, loss.teacher_levels)
+def fit_free_vectors(bank: FeatureBank, queries: torch.Tensor, vocabulary: torch.Tensor, loss: LossConfig, batch: int,
+                     steps: int, lr: float, seed: int) -> torch.Tensor:
+    """One unit vector per image [N, D] minimising `loss` against its teacher (the calibrated one scores
+    against the class `vocabulary` [C, D]), started at the whole image; Adam with cosine decay."""
+    targets = teacher_targets(bank, queries, loss.teacher_levels, teacher_calibration(loss, vocabulary))
     weights = text_pair_weights(bank, queries, targets, loss)
     vectors = bank.features[:, 0].float().clone().requires_grad_(True)
     calibration = QueryCalibration(len(queries)).to(vectors.device) if loss.calibrate else None
@@ -150,11 +153,13 @@ def main(data: Path, split: str, scores: Path, cache_dir: Path | None, variant_t
         print(f"{name:<44} " + " ".join(f"{c:>{8 if i == 0 else 14}}" for i, c in enumerate(cells)), flush=True)
 
     if len(class_queries) < class_queries.shape[1]:  # room for a direction orthogonal to every class
-        teacher = teacher_targets(bank, class_queries, RECIPE.train.loss.teacher_levels)
+        shipped = RECIPE.train.loss
+        calibration = teacher_calibration(shipped, class_queries)
+        teacher = teacher_targets(bank, class_queries, shipped.teacher_levels, calibration)
         report("teacher, held exactly by one vector", teacher_in_one_vector(teacher, class_queries))
     for name, (loss, batch, queries) in variants:
-        report(name, fit_free_vectors(bank, training_queries(prompts, queries).to(backbone.device), loss, batch,
-                                      steps, lr, seed))
+        report(name, fit_free_vectors(bank, training_queries(prompts, queries).to(backbone.device), class_queries, loss,
+                                      batch, steps, lr, seed))
 
 
 if __name__ == "__main__":

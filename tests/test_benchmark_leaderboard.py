@@ -30,7 +30,7 @@ def split_labels(seed: int = 0):
 
 
 def make_run(method: str, strength: float, seed: int, split_hash: str = "ab" * 32, vectors: int = 1, checkpoint=None,
-             device=None, run_id: str | None = None) -> dict:  # fmt: skip
+             device=None, run_id: str | None = None, k: int | str | None = None) -> dict:  # fmt: skip
     overall, per_bucket = split_labels()
     scores = strength * overall + np.random.default_rng(seed).standard_normal(overall.shape)
     metrics = evaluate(scores, CLASSES, overall, BUCKETS, per_bucket, k=10, n_resamples=RESAMPLES)
@@ -40,7 +40,8 @@ def make_run(method: str, strength: float, seed: int, split_hash: str = "ab" * 3
         cost.update(encode_device=device, encode_threads=2)
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id or f"{method}{seed:06d}", "task": "class_retrieval",
-        "method": method, "method_settings": {"checkpoint": checkpoint} if checkpoint else {},
+        "method": method, "method_settings": {**({"checkpoint": checkpoint} if checkpoint else {}),
+                                              **({"scheme": "whole" if k == 1 else "cc", "k": k} if k else {})},
         "backbone": "ViT-T", "pretrained": "clevr-ds-v3", "dataset": "CLEVR-DS", "split": "test",
         "split_hash": split_hash, "n_images": N, "protocol": {"buckets": [[0.01, 0.03], [0.03, 0.1]], "min_visible_pixels": 0},
         "seed": 0, "metrics": metrics, "cost": cost, "software": {}, "scores_file": None, "scores": scores,
@@ -142,6 +143,17 @@ def test_labels_tell_runs_apart_without_machine_paths():
     expected = {"detailclip (fusion-a.pt)", "detailclip (fusion-b.pt)", "clip (run aaaaaa)", "clip (run bbbbbb)"}
     assert set(table["label"]) == expected
     assert "/home/someone" not in table.to_csv() + to_markdown(table)
+
+
+def test_labels_name_the_cover_where_runs_differ_in_it():
+    """A folder holding runs at k = 10 and at the auto cover (e.g. after the shipped fusion moved to auto)
+    tells them apart by k; methods without a cover keep their plain name."""
+    runs = [make_run("cc-max", 2.0, 1, k=10), make_run("cc-max", 2.0, 2, k="auto"),
+            make_run("detailclip", 2.0, 3, checkpoint="/x/fusion.pt", k="auto"), make_run("clip", 1.0, 4, k=1)]
+    labels = set(build_table(records(*runs))["label"])
+    assert labels == {"cc-max k=10", "cc-max k=auto", "detailclip (fusion.pt) k=auto", "clip"}
+    same = set(build_table(records(make_run("cc-max", 2.0, 1, k=10), make_run("clip", 1.0, 4)))["label"])
+    assert same == {"cc-max", "clip"}
 
 
 def test_speed_column_names_its_device():

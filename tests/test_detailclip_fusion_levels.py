@@ -78,7 +78,8 @@ def test_training_moves_the_level_embeddings_and_a_checkpoint_keeps_them(tmp_pat
         items.append(PatchFeatures(f"img{i}", f"h{i}", data, np.array([0, 1, 1, 2, 2, 2, 3, 3, 3], dtype=np.int16)))
     queries = F.normalize(torch.randn(5, DIM, generator=generator), dim=-1)
     model = _model(True).train()
-    config = TrainConfig(epochs=2, batch_size=4, lr=1e-2, patience=0, loss=LossConfig(patch_weight=0.5, rank_weight=1.0))
+    config = TrainConfig(epochs=2, batch_size=4, lr=1e-2, patience=0,
+                         loss=LossConfig(teacher_temperature=0, patch_weight=0.5, rank_weight=1.0))
     trainer = Trainer(model, items, items[:4], queries, config, torch.device("cpu"), run_config={})
     trainer.train_epoch(progress=False)
     assert model.levels.weight[:4].abs().sum() > 0 and model.levels.weight[4:].abs().sum() == 0  # only levels seen

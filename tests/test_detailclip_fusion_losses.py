@@ -108,7 +108,7 @@ def test_loss_decreases_on_a_toy_set():
                            LEVELS.numpy().astype(np.int16)) for i in range(24)]
     queries = F.normalize(torch.randn(12, DIM, generator=torch.Generator().manual_seed(99)), dim=-1)
     config = TrainConfig(epochs=12, batch_size=8, lr=1e-3, warmup=0.1, patience=0, seed=0,
-                         loss=LossConfig(patch_mode="sample"))
+                         loss=LossConfig(teacher_temperature=0, patch_mode="sample"))
     torch.manual_seed(0)
     model = build_fusion("tiny", DIM, dropout=0.0)
     trainer = Trainer(model, items[:20], items[20:], queries, config, torch.device("cpu"), {})
@@ -277,7 +277,7 @@ def test_the_trainer_learns_a_calibration_and_resumes_it(tmp_path):
     items = [PatchFeatures(f"toy{i}", f"h{i}", _features(1, seed=i)[0].numpy().astype(np.float16),
                            LEVELS.numpy().astype(np.int16)) for i in range(8)]
     queries = F.normalize(torch.randn(5, DIM, generator=torch.Generator().manual_seed(9)), dim=-1)
-    config = TrainConfig(epochs=1, batch_size=4, patience=0, loss=LossConfig(calibrate=True))
+    config = TrainConfig(epochs=1, batch_size=4, patience=0, loss=LossConfig(teacher_temperature=0, calibrate=True))
     trainer = Trainer(build_fusion("tiny", DIM), items, items[:4], queries, config, torch.device("cpu"), {})
     trainer.train_epoch(progress=False)
     assert trainer.calibration.log_scale.abs().sum() > 0 and trainer.calibration.shift.abs().sum() > 0
@@ -285,7 +285,8 @@ def test_the_trainer_learns_a_calibration_and_resumes_it(tmp_path):
     again = Trainer(build_fusion("tiny", DIM), items, items[:4], queries, config, torch.device("cpu"), {})
     again.load_state(trainer.state())
     assert torch.equal(again.calibration.shift, trainer.calibration.shift)
-    assert Trainer(build_fusion("tiny", DIM), items, None, queries, TrainConfig(), torch.device("cpu"), {}).calibration is None
+    plain_max = TrainConfig(loss=LossConfig(teacher_temperature=0))
+    assert Trainer(build_fusion("tiny", DIM), items, None, queries, plain_max, torch.device("cpu"), {}).calibration is None
 
 
 def test_detail_weights_by_hand():
@@ -320,7 +321,8 @@ def test_trainer_weighs_the_pairs_that_only_small_windows_see():
     items = [PatchFeatures(f"toy{i}", f"h{i}", _features(1, seed=i)[0].numpy().astype(np.float16),
                            LEVELS.numpy().astype(np.int16)) for i in range(6)]
     queries = F.normalize(torch.randn(5, DIM, generator=torch.Generator().manual_seed(5)), dim=-1)
-    config = TrainConfig(epochs=1, batch_size=3, patience=0, loss=LossConfig(patch_weight=0.0, detail_weight=3.0))
+    config = TrainConfig(epochs=1, batch_size=3, patience=0,
+                         loss=LossConfig(teacher_temperature=0, patch_weight=0.0, detail_weight=3.0))
     trainer = Trainer(build_fusion("tiny", DIM), items[:4], items[4:], queries, config, torch.device("cpu"), {})
     bank = torch.from_numpy(np.stack([item.data.astype(np.float32) for item in items[:4]]))
     teacher = (bank @ queries.T).amax(dim=1)  # [4, 5] max over the patches
@@ -328,7 +330,7 @@ def test_trainer_weighs_the_pairs_that_only_small_windows_see():
     z = (gain - gain.mean(axis=0)) / gain.std(axis=0, ddof=1)
     np.testing.assert_allclose(trainer.train_weights.numpy(), 1 + 3.0 * np.maximum(z, 0), atol=2e-3)
     assert trainer.val_weights.shape == (2, 5)
-    plain = TrainConfig(loss=LossConfig(detail_weight=0.0))
+    plain = TrainConfig(loss=LossConfig(teacher_temperature=0, detail_weight=0.0))
     assert Trainer(build_fusion("tiny", DIM), items[:4], None, queries, plain, torch.device("cpu"), {}).train_weights is None
 
 
@@ -337,15 +339,17 @@ def test_teacher_levels_max_over_those_levels_only():
     items = [PatchFeatures(f"toy{i}", f"h{i}", _features(1, patches=len(lv), seed=i)[0].numpy().astype(np.float16),
                            lv.numpy().astype(np.int16)) for i, lv in enumerate((LEVELS, short, LEVELS))]
     queries = F.normalize(torch.randn(5, DIM, generator=torch.Generator().manual_seed(5)), dim=-1)
-    config = TrainConfig(epochs=1, patience=0, loss=LossConfig(detail_weight=0.0, teacher_levels=(2, 0)))
+    config = TrainConfig(epochs=1, patience=0,
+                         loss=LossConfig(teacher_temperature=0, detail_weight=0.0, teacher_levels=(2, 0)))
     trainer = Trainer(build_fusion("tiny", DIM), items, None, queries, config, torch.device("cpu"), {})
     for i, item in enumerate(items):  # oracle: numpy max over the rows of levels 0 and 2
         rows = item.data.astype(np.float32)[np.isin(item.level_ids, [0, 2])]
         np.testing.assert_allclose(trainer.train_targets[i].numpy(), (rows @ queries.numpy().T).max(axis=0), atol=1e-5)
-    everything = Trainer(build_fusion("tiny", DIM), items, None, queries, TrainConfig(), torch.device("cpu"), {})
+    plain_max = TrainConfig(loss=LossConfig(teacher_temperature=0))
+    everything = Trainer(build_fusion("tiny", DIM), items, None, queries, plain_max, torch.device("cpu"), {})
     all_rows = items[1].data.astype(np.float32)
     np.testing.assert_allclose(everything.train_targets[1].numpy(), (all_rows @ queries.numpy().T).max(axis=0), atol=1e-5)
-    only_3 = TrainConfig(loss=LossConfig(teacher_levels=(0, 3)))
+    only_3 = TrainConfig(loss=LossConfig(teacher_temperature=0, teacher_levels=(0, 3)))
     with pytest.raises(ValueError, match=r"no patch of teacher level 3 \(its levels: \[0, 1, 2\]\)"):
         Trainer(build_fusion("tiny", DIM), items, None, queries, only_3, torch.device("cpu"), {})
 

@@ -74,7 +74,8 @@ def test_training_moves_the_branch_and_a_checkpoint_keeps_it(tmp_path):
     queries = F.normalize(torch.randn(5, DIM, generator=generator), dim=-1)
     model = _model(6).train()
     directions = model.directions.detach().clone()
-    config = TrainConfig(epochs=1, batch_size=4, lr=1e-2, patience=0, loss=LossConfig(rank_weight=1.0))
+    config = TrainConfig(epochs=1, batch_size=4, lr=1e-2, patience=0,
+                         loss=LossConfig(teacher_temperature=0, rank_weight=1.0))
     Trainer(model, items, items[:4], queries, config, torch.device("cpu"), run_config={}).train_epoch(progress=False)
     assert model.max_mix.weight.abs().sum() > 0 and not torch.equal(model.directions, directions)
     path = tmp_path / "fusion.pt"

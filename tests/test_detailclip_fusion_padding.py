@@ -109,8 +109,8 @@ def test_trainer_epoch_on_items_with_different_patch_counts():
     queries = _queries(8)
     items = _items(queries)
     config = TrainConfig(epochs=1, batch_size=len(items), lr=0.0, weight_decay=0.0, warmup=0.0, patience=0, seed=0,
-                         loss=LossConfig(text_weight=1.0, patch_weight=0.5, patch_mode="all", rank_weight=0.0, list_weight=0.0,
-                                         detail_weight=0.0))
+                         loss=LossConfig(teacher_temperature=0, text_weight=1.0, patch_weight=0.5, patch_mode="all",
+                                         rank_weight=0.0, list_weight=0.0, detail_weight=0.0))
     torch.manual_seed(0)
     model = build_fusion("tiny", DIM, dropout=0.0)
     trainer = Trainer(model, items, None, queries, config, torch.device("cpu"), {})
@@ -134,7 +134,7 @@ def test_trainer_learns_on_items_with_different_patch_counts():
     queries = _queries(8)
     items = _items(queries, counts=(3, 7, 12, 1, 5, 9, 2, 4), seed=3)
     config = TrainConfig(epochs=5, batch_size=4, lr=3e-3, warmup=0.1, patience=0, seed=0,
-                         loss=LossConfig(patch_weight=0.5, patch_mode="sample"))
+                         loss=LossConfig(teacher_temperature=0, patch_weight=0.5, patch_mode="sample"))
     torch.manual_seed(0)
     trainer = Trainer(build_fusion("tiny", DIM, dropout=0.0), items, items[:3], queries, config,
                       torch.device("cpu"), {})

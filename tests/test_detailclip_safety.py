@@ -431,7 +431,7 @@ def _trainer() -> Trainer:
     items = [PatchFeatures(f"{i}.png", str(i), rng.standard_normal((5, 32)).astype(np.float16),
                            np.array([0, 1, 1, 2, 2])) for i in range(4)]
     torch.manual_seed(0)
-    config = TrainConfig(epochs=2, batch_size=2, loss=LossConfig(list_depth=2))
+    config = TrainConfig(epochs=2, batch_size=2, loss=LossConfig(teacher_temperature=0, list_depth=2))
     return Trainer(build_fusion("tiny", 32), items, items[:2], torch.nn.functional.normalize(torch.randn(1, 32), dim=-1),
                    config, torch.device("cpu"), {"run": "fuzz"})
 

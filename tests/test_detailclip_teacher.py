@@ -109,4 +109,4 @@ def test_calibrated_training_targets_rank_as_the_bench_method_on_the_plain_scale
     with pytest.raises(ValueError, match="needs the class vocabulary"):
         Trainer(build_fusion("tiny", 16), items, None, queries, calibrated, torch.device("cpu"), {})
     with pytest.raises(ValueError, match="needs a teacher temperature"):
-        LossConfig(teacher_level_penalty=0.1)
+        LossConfig(teacher_temperature=0, teacher_level_penalty=0.1)

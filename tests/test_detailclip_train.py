@@ -62,7 +62,7 @@ def _run(command, args):
 
 def test_train_on_clevr_ds_then_encode(clevr_dir, tmp_path):
     out = tmp_path / "run" / "model.pt"
-    result = _run(train, ["--data", clevr_dir, "--epochs", "3", "--out", out, *TINY])
+    result = _run(train, ["--data", clevr_dir, "--epochs", "3", "--teacher-temperature", "0", "--out", out, *TINY])
     assert result.exception is None, result.output
     model, config = load_checkpoint(out, device="cpu")
     assert config["backbone"] == "tiny-clip-vit-p8-32" and config["untrained"] is True
@@ -122,7 +122,8 @@ def test_train_on_the_benchmark_class_queries(clevr_dir, tmp_path):
     """--queries both: the text terms use every prompt and the template-averaged class embeddings
     (the benchmark's queries); the recorded val fidelity is over all of them."""
     out = tmp_path / "both.pt"
-    result = _run(train, ["--data", clevr_dir, "--epochs", "2", "--queries", "both", "--out", out, *TINY])
+    result = _run(train, ["--data", clevr_dir, "--epochs", "2", "--queries", "both", "--teacher-temperature", "0",
+                          "--out", out, *TINY])
     assert result.exception is None, result.output
     _, config = load_checkpoint(out, device="cpu")
     assert config["queries"] == "both" and config["num_queries"] == 24 * 7 + 24
@@ -155,16 +156,24 @@ def test_train_records_the_listwise_term(clevr_dir, tmp_path):
 
 
 def test_train_distils_the_calibrated_teacher(clevr_dir, tmp_path):
-    """`--teacher-temperature/--teacher-level-penalty` reach the loss and the run configuration."""
+    """By default `train` distils the calibrated teacher of the shipped recipe (temperature 2, level
+    penalty 0.025); `--teacher-temperature 0` alone is the plain max, without a penalty; a penalty given
+    with the plain max is refused in one line. The settings reach the run configuration."""
+    from cli_commands.detailclip import recipe_from_options
+
     out = tmp_path / "cal.pt"
-    result = _run(train, ["--data", clevr_dir, "--epochs", "1", "--teacher-temperature", "2", "--teacher-level-penalty",
-                          "0.025", "--out", out, *TINY])  # fmt: skip
+    result = _run(train, ["--data", clevr_dir, "--epochs", "1", "--out", out, *TINY])
     assert result.exception is None, result.output
     _, config = load_checkpoint(out, device="cpu")
     loss = config["train"]["loss"]
     assert (loss["teacher_temperature"], loss["teacher_level_penalty"]) == (2.0, 0.025)
-    bad = _run(train, ["--data", clevr_dir, "--teacher-level-penalty", "0.1", "--out", tmp_path / "x.pt", *TINY])
-    assert "needs a teacher temperature" in str(bad.exception) or "needs a teacher temperature" in bad.output
+    plain = recipe_from_options(train.make_context("train", ["--data", "d", "--out", "o.pt", "--teacher-temperature",
+                                                             "0"]).params).train.loss  # fmt: skip
+    assert (plain.teacher_temperature, plain.teacher_level_penalty) == (0.0, 0.0)
+    bad = _run(train, ["--data", clevr_dir, "--teacher-temperature", "0", "--teacher-level-penalty", "0.1", "--out",
+                       tmp_path / "x.pt", *TINY])  # fmt: skip
+    assert bad.exit_code == 1 and "needs a teacher temperature" in bad.exception.format_message()
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_train_on_a_plain_folder_resumes(folder, tmp_path):

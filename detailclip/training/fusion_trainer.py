@@ -86,6 +86,16 @@ def teacher_targets(bank: FeatureBank, queries: torch.Tensor, levels: tuple[int,
     return plain if calibration is None else on_scale_of(torch.cat(calibrated), plain)
 
 
+def teacher_calibration(loss: LossConfig, vocabulary: torch.Tensor | None) -> tuple[torch.Tensor, float, float] | None:
+    """teacher_targets' `calibration` for a loss: None for the plain max (temperature 0), else (the class
+    `vocabulary` [C, D], temperature, level penalty); ValueError when the calibrated teacher has no vocabulary."""
+    if not loss.teacher_temperature:
+        return None
+    if vocabulary is None:
+        raise ValueError("the calibrated teacher needs the class vocabulary (or a teacher temperature of 0: the max)")
+    return vocabulary, loss.teacher_temperature, loss.teacher_level_penalty
+
+
 def on_scale_of(scores: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """`scores` [N, Q] mapped per query (column) by an increasing affine map onto the mean and standard
     deviation of `reference` [N, Q]."""
@@ -113,10 +123,7 @@ class Trainer:
         self.model, self.config, self.device = model.to(device), config, device
         self.queries = text_queries.to(device).float()
         loss = config.loss
-        if loss.teacher_temperature and vocabulary is None:
-            raise ValueError("the calibrated teacher needs the class vocabulary")
-        calibration = ((vocabulary, loss.teacher_temperature, loss.teacher_level_penalty)
-                       if loss.teacher_temperature else None)
+        calibration = teacher_calibration(loss, vocabulary)
         self.train = FeatureBank.from_items(train_items, device)
         self.train_targets = teacher_targets(self.train, self.queries, loss.teacher_levels, calibration)
         self.train_weights = text_pair_weights(self.train, self.queries, self.train_targets, config.loss)
