@@ -73,7 +73,7 @@ def markdown_table(rows: list[dict], student: str, teacher: str) -> str:
 
 @click.command(help=__doc__.split("\n\n")[0],
                context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--student", default="detailclip", show_default=True)
 @click.option("--base", default="clip", show_default=True)
 @click.option("--teacher", default="cc-max", show_default=True)

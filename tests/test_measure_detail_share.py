@@ -45,3 +45,8 @@ def test_text_names_each_split_once_and_skips_splits_without_the_teacher(tmp_pat
     assert lines[0] == "split test (abababababab), 30 images: share of cc-cal's lead over clip"
     assert [line.split()[0] for line in lines[2:]] == ["overall", "small", "large"]
     assert CliRunner().invoke(main, [str(tmp_path / "a")]).output == ""  # no cc-max run: nothing to share
+
+
+def test_a_missing_folder_is_refused_in_one_line(tmp_path):
+    done = CliRunner().invoke(main, [str(tmp_path / "absent")])
+    assert done.exit_code == 2 and "does not exist" in done.output
