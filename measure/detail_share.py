@@ -26,14 +26,14 @@ def blocks(record: dict) -> dict[str, dict]:
 
 
 def student_shares(runs: list[dict], student: str, base: str, teacher: str) -> list[dict]:
-    """For each split (content hash) of `runs` holding one base and one teacher run: per student run,
-    {split, content, n_images, label, shares: {block: share_of_lead + student/base/teacher mAP}}, the
-    blocks being overall and each bucket in order."""
+    """For each split (content hash) of `runs`, in their order, holding one base and one teacher run: per
+    student run, {split, content, n_images, label, shares: {block: share_of_lead + student/base/teacher
+    mAP}}, the blocks being overall and each bucket in order."""
     by_split: dict[str, list[dict]] = {}
     for record in runs:
         by_split.setdefault(record["split_hash"], []).append(record)
     found = []
-    for content, split_runs in sorted(by_split.items()):
+    for content, split_runs in by_split.items():  # in the order of the runs (folders as given)
         def only(method):
             matches = [r for r in split_runs if r["method"] == method]
             return matches[0] if len(matches) == 1 else None
