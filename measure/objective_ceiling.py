@@ -17,7 +17,7 @@ is the teacher's mAP itself.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -55,12 +55,10 @@ def parse_variant(text: str) -> tuple[LossConfig, int, str]:
             expected = {int: "an integer", float: "a number", bool: "true or false"}[known[key]]
             raise SystemExit(f"error: {key} must be {expected}, not {value!r}") from None
     batch, queries = changes.pop("batch_size"), changes.pop("queries")
-    if "teacher_temperature" in changes:  # the penalty follows the teacher unless given (LossConfig: None)
-        changes.setdefault("teacher_level_penalty", None)
     if queries not in QUERY_SETS:
         raise SystemExit(f"error: unknown query set {queries!r} (known: {', '.join(QUERY_SETS)})")
     try:
-        return replace(loss, **changes), batch, queries
+        return LossConfig(**changes), batch, queries  # the defaults are the shipped loss (FusionRecipe())
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
 
