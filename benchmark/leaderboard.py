@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from clevr_ds.standards import published
+from detailclip.cover import COVER_SCHEMES
 from infra.atomic import Writer, text_writer, write_together
 
 from .results import COST_KEYS, FIGURE
@@ -89,7 +90,7 @@ def run_labels(records: list[dict]) -> list[str]:
     """Method, checkpoint file, the cover's k, backbone and weights where they differ, run id where still
     ambiguous."""
     several_backbones = len({(r["backbone"], r["pretrained"]) for r in records}) > 1
-    covered = [r["method_settings"].get("scheme") in ("cc", "grid") for r in records]  # k of a cover, not of the image
+    covered = [r["method_settings"].get("scheme") in COVER_SCHEMES for r in records]  # k of a cover, not of the image
     several_covers = len({str(r["method_settings"]["k"]) for r, c in zip(records, covered) if c}) > 1
     labels = []
     for r, has_cover in zip(records, covered):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .backbones import Backbone
-from .cover import image_k, scheme_boxes
+from .cover import COVER_SCHEMES, image_k, scheme_boxes
 from .patches import window_batches
 
 
@@ -26,7 +26,7 @@ class CutOptions:
 
     def key(self) -> dict:
         key = {"scheme": self.scheme, "antialias": self.antialias}
-        if self.scheme in ("cc", "grid"):
+        if self.scheme in COVER_SCHEMES:
             key["k"] = self.k
         if self.scheme == "objects":
             key.update(enlarge=self.enlarge, min_side=self.min_side)

@@ -1,10 +1,13 @@
 """The calibrated teacher's settings on a split, beside the plain teachers at the same cover (issue #28).
 
     python -m measure.teacher_grid --data output/shift-val --split val-small --cover-k 10 --cover-k auto
+    python -m measure.teacher_grid --data output/shift-val --split val-small --cover-k auto --scheme cc-fine
 
 For each cover, prints mAP overall and per scale bucket of `cc-max`, `grid-max` and `cc-cal` at every
-(temperature, level penalty) of the grid, on the split's protocol and default weights. Features come
-from --cache-dir, so a second run only scores.
+(temperature, level penalty) of the grid, on the split's protocol and default weights. --scheme cc-fine
+scores `cc-max` and `cc-cal` over the cover with magnified windows (`detailclip.cover`) instead of
+Complete Cover's own; `grid-max` stays the k x k grid. Features come from --cache-dir, so a second run
+only scores.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ def floats(text: str) -> list[float]:
 @click.option("--cover-k", "covers", multiple=True, default=("10", "auto"), show_default=True)
 @click.option("--temperatures", default="1,2,3,5,10", show_default=True)
 @click.option("--penalties", default="0,0.025,0.05,0.1,0.2", show_default=True)
+@click.option("--scheme", type=click.Choice(["cc", "cc-fine"]), default="cc", show_default=True,
+              help="the windows cc-max and cc-cal score")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("output/feature-cache"), show_default=True)
-def main(data, split, covers, temperatures, penalties, cache_dir):
+def main(data, split, covers, temperatures, penalties, scheme, cache_dir):
     spec = SourceSpec(data=data, split=split)
     _, pretrained = default_weights(None, False, None, None, spec.family())
     for cover in covers:
@@ -53,13 +58,16 @@ def main(data, split, covers, temperatures, penalties, cache_dir):
         print(f"\ncover k = {cover}, {len(prepared.source.images)} images of {data} {split}\n")
         print("| teacher | mAP | " + " | ".join(b.name for b in relevance.buckets) + " |")
         print("|---|" + "---:|" * (1 + len(relevance.buckets)))
-        for name in ("cc-max", "grid-max"):
-            print(row(name, create_method(name)))
+        suffix = "" if scheme == "cc" else f" over {scheme}"
+        cc_max = create_method("cc-max")
+        cc_max.scheme = scheme
+        print(row(f"cc-max{suffix}", cc_max))
+        print(row("grid-max", create_method("grid-max")))
         for temperature in floats(temperatures):
             for penalty in floats(penalties):
                 method = CCCalibrated()
-                method.temperature, method.level_penalty = temperature, penalty
-                print(row(f"cc-cal, temperature {temperature:g}, level penalty {penalty:g}", method), flush=True)
+                method.scheme, method.temperature, method.level_penalty = scheme, temperature, penalty
+                print(row(f"cc-cal{suffix}, temperature {temperature:g}, level penalty {penalty:g}", method), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from detailclip.cover import (AUTO_K, auto_k, auto_k_record, complete_cover_boxes, grid_boxes, image_k, object_boxes,
-                              parse_cover_k, rounded_size, scheme_boxes)
+from detailclip.cover import (AUTO_K, auto_k, auto_k_record, complete_cover_boxes, grid_boxes, image_k, magnified_k,
+                              object_boxes, parse_cover_k, rounded_size, scheme_boxes)
 
 COUNT_TABLE = {  # method.md: windows per kept level
     1: [1], 2: [1, 4], 3: [1, 4, 9], 4: [1, 4, 9, 16], 5: [1, 4, 9, 25], 6: [1, 4, 9, 16, 36],
@@ -64,13 +64,27 @@ def test_object_boxes_enlarge_and_stay_inside():
         assert x1 - x0 >= 16 and y1 - y0 >= 16
 
 
-@pytest.mark.parametrize("scheme,count", [("cc", 166), ("grid", 101), ("whole", 1)])
+@pytest.mark.parametrize("scheme,count", [("cc", 166), ("cc-fine", 166 + 225), ("grid", 101), ("whole", 1)])
 def test_scheme_boxes_in_the_original_frame(scheme, count):
     boxes, levels = scheme_boxes(scheme, 97, 131, k=10)
     assert boxes.shape == (count, 4) and boxes.dtype == torch.float32 and levels.shape == (count,)
     assert boxes[0].tolist() == [0, 0, 131, 97] and levels[0] == 0
     assert boxes[:, 2].max() <= 131 and boxes[:, 3].max() <= 97 and boxes.min() >= 0
     assert (levels[1:] >= levels[:-1]).all()
+
+
+def test_cc_fine_joins_magnified_windows_to_the_finest_level():
+    cc, cc_levels = scheme_boxes("cc", 2240, 2240, k=20)
+    fine, fine_levels = scheme_boxes("cc-fine", 2240, 2240, k=20)
+    assert magnified_k(20) == 30 and magnified_k(7) == 11
+    assert fine.shape == (661 + 900, 4) and torch.equal(fine[:661], cc) and torch.equal(fine_levels[:661], cc_levels)
+    assert (fine_levels[661:] == cc_levels.max()).all()  # the magnified windows share the finest level
+    sides = fine[661:, 2] - fine[661:, 0]
+    assert torch.allclose(sides, torch.full_like(sides, 2240 / 30), atol=1)  # 75 px: 112 px / 1.5
+    covered = torch.zeros(2240, 2240, dtype=torch.bool)
+    for x0, y0, x1, y1 in fine[661:].round().long().tolist():
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()  # the magnified windows alone still cover every pixel
 
 
 def test_scheme_objects_and_errors():

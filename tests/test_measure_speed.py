@@ -57,3 +57,15 @@ def test_render_phases_add_up_to_the_image():
     assert abs(sum(s for s, _ in phases.values()) - image) <= rounding
     assert abs(sum(p for _, p in phases.values()) - 100) <= 0.05 * len(phases) + 1e-9  # each printed to 0.1%
     assert re.search(r"starting a Blender worker \(once per chunk of scenes\): [0-9.]+ s", done.stdout)
+
+
+def test_render_knobs_compare_each_knob_with_the_preset():
+    done = subprocess.run([sys.executable, "-m", "measure.render_knobs", "--size", "64", "--scenes", "1"],
+                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {r[0][2:]: r[1:] for r in (line.split(" | ") for line in done.stdout.splitlines()
+                                     if line.startswith("| ") and "---" not in line)}  # fmt: skip
+    assert rows["preset"][2:] == ["1.00x", "identical |"]  # the same seed renders the same pixels
+    assert rows["no auto tile"][3] == "identical |"  # tiling does not change what a pixel samples
+    assert float(rows["no denoising"][3].split(" dB")[0]) < 40  # one sample undenoised is visibly noisy
+    assert all(float(r[1]) > 0 for r in list(rows.values())[1:])

@@ -28,3 +28,19 @@ def test_the_grid_row_at_the_method_s_settings_is_bench_s_run(tiny_dataset, tmp_
     assert code == 0
     record = json.loads(next(out.glob("cc-cal__*.json")).read_text())
     assert round(record["metrics"]["overall"]["mAP"], 3) == grid_map
+
+
+def test_cc_fine_rescores_the_cover_teachers_and_keeps_the_grid(tiny_dataset, tmp_path):
+    args = ["--data", tiny_dataset, "--split", "val", "--cover-k", "2", "--temperatures", "2", "--penalties", "0.025",
+            "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    tables = {}
+    for scheme in ("cc", "cc-fine"):
+        result = CliRunner().invoke(main, [str(a) for a in args] + ["--scheme", scheme])
+        assert result.exit_code == 0, result.output
+        tables[scheme] = {r.split(" | ")[0][2:]: r.split(" | ")[1:] for r in result.output.splitlines()
+                          if r.startswith("| cc") or r.startswith("| grid")}  # fmt: skip
+    assert list(tables["cc-fine"]) == ["cc-max over cc-fine", "grid-max",
+                                       "cc-cal over cc-fine, temperature 2, level penalty 0.025"]
+    assert tables["cc-fine"]["grid-max"] == tables["cc"]["grid-max"]
+    schemes = {json.loads((folder / "key.json").read_text())["scheme"] for folder in (tmp_path / "cache").iterdir()}
+    assert schemes == {"cc", "cc-fine", "grid"}  # the cover teachers read their own windows

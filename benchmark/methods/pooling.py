@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from detailclip.cover import COVER_SCHEMES
+
 from ..context import BenchContext
 from ..index import ImageIndex
 from .base import Encoded, Method, mean_vectors, stack_features
@@ -16,7 +18,7 @@ class PatchPooling(Method):
     size_factor: int = 1  # CLIP input size = size_factor x the backbone's own
 
     def k(self, ctx: BenchContext) -> int:
-        return ctx.cover_k if self.scheme in ("cc", "grid") else 1
+        return ctx.cover_k if self.scheme in COVER_SCHEMES else 1
 
     def image_size(self, ctx: BenchContext) -> int | None:
         return None if self.size_factor == 1 else self.size_factor * ctx.backbone().image_size
@@ -34,7 +36,7 @@ class PatchPooling(Method):
         index = self.index(ctx, vectors, counts, levels)
         passes = counts.sum().item() / len(counts)
         return Encoded(index, passes, passes * ctx.gflops_per_pass(size), ctx.passes_per_second(size) / passes, size,
-                       ctx.cover_record(self.k(ctx), size) if self.scheme in ("cc", "grid") else None)
+                       ctx.cover_record(self.k(ctx), size) if self.scheme in COVER_SCHEMES else None)
 
 
 @register
