@@ -49,7 +49,7 @@ def test_object_boxes_minimum_side_shift_and_clip():
 
 
 def test_scheme_boxes_frames_levels_and_names():
-    assert SCHEMES == ("cc", "grid", "objects", "whole")
+    assert SCHEMES == ("cc", "cc-fine", "grid", "objects", "whole")
     boxes, levels = scheme_boxes("cc", 9, 9, k=2)  # rounded to 10 x 10, scaled back by 0.9
     assert boxes.tolist()[:2] == [[0.0, 0.0, 9.0, 9.0], [0.0, 0.0, pytest.approx(4.5), pytest.approx(4.5)]]
     assert levels.tolist() == [0, 1, 1, 1, 1]
@@ -62,7 +62,7 @@ def test_scheme_boxes_frames_levels_and_names():
     assert boxes.tolist() == [[0, 0, 30, 20], [0, 0, 8, 8]] and levels.tolist() == [0, 1]
     boxes, levels = scheme_boxes("whole", 20, 30)
     assert boxes.tolist() == [[0, 0, 30, 20]] and levels.tolist() == [0]
-    with pytest.raises(ValueError, match=r"^unknown patch scheme 'x' \(known: cc, grid, objects, whole\)$"):
+    with pytest.raises(ValueError, match=r"^unknown patch scheme 'x' \(known: cc, cc-fine, grid, objects, whole\)$"):
         scheme_boxes("x", 20, 30)
     with pytest.raises(ValueError, match=r"^scheme 'objects' needs object_bboxes$"):
         scheme_boxes("objects", 20, 30)
