@@ -17,9 +17,8 @@ import click
 import numpy as np
 
 from clevr_ds.families import FAMILIES, sample_scene
-from clevr_ds.sampling import SceneConfig
-from clevr_ds.scales import parse_scales
 from clevr_ds.vocab import Vocabulary
+from measure.render_phases import bench_scenes
 from renderer.engines import configure
 from renderer.render import BUILDERS
 from renderer.scene_builder import reset
@@ -72,8 +71,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 @click.option("--scales", default="0.01-0.1", show_default=True)
 @click.option("--family", type=click.Choice(list(FAMILIES)), default="clevr", show_default=True)
 def main(size, preset, scenes, scales, family):
-    config = SceneConfig(split="bench", scales=tuple(parse_scales(scales)), width=size, height=size,
-                         vocabulary=Vocabulary.of_family(family), family=family)  # fmt: skip
+    config = bench_scenes(size, scales, family)
     seconds: dict[str, list[float]] = {name: [] for name in KNOBS}
     quality: dict[str, list[float]] = {name: [] for name in KNOBS}
     for index in range(scenes):

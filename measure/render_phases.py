@@ -77,6 +77,12 @@ def phases(scene: dict, vocabulary: Vocabulary, preset: str, png: Path) -> dict[
     return {name: out[name] for name in ORDER if name in out}
 
 
+def bench_scenes(size: int, scales: str, family: str) -> SceneConfig:
+    """The square scenes the render measures sample from (split "bench")."""
+    return SceneConfig(split="bench", scales=tuple(parse_scales(scales)), width=size, height=size,
+                       vocabulary=Vocabulary.of_family(family), family=family)  # fmt: skip
+
+
 def worker_start_seconds() -> float:
     """Wall seconds of a fresh process that imports bpy (what each chunk's worker pays first)."""
     start = time.perf_counter()
@@ -92,8 +98,7 @@ def worker_start_seconds() -> float:
 @click.option("--scales", default="0.01-0.1", show_default=True)
 @click.option("--family", type=click.Choice(list(FAMILIES)), default="clevr", show_default=True)
 def main(size, preset, scenes, scales, family):
-    config = SceneConfig(split="bench", scales=tuple(parse_scales(scales)), width=size, height=size,
-                         vocabulary=Vocabulary.of_family(family), family=family)  # fmt: skip
+    config = bench_scenes(size, scales, family)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [phases(sample_scene(config, i), config.vocabulary, preset, Path(tmp) / "image.png") for i in range(scenes)]
     means = {name: float(np.mean([run[name] for run in runs])) for name in runs[0]}
