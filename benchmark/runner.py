@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from detailclip.cover import begins_with
 from infra.atomic import Writer
 from infra.cluster import RayCluster
 from infra.errors import ToolkitError
@@ -81,7 +82,7 @@ def resolve_backbone(checkpoint: Path | None = None, backbone: str | None = None
         if (key == "pretrained" and untrained and is_untrained(given)) or (key == "seed" and not untrained):
             continue  # "none" and "random" name the same weights; a seed only matters for random weights
         raise BenchError(f"checkpoint {checkpoint} was trained with {key} {adopted[key]!r}, not {given!r}")
-    default_k = config["k"] if config["scheme"] == "cc" else DEFAULT_COVER_K
+    default_k = config["k"] if begins_with(config["scheme"], "cc") else DEFAULT_COVER_K  # a Complete Cover's k
     return {**adopted, "image_size": config.get("image_size"), "cover_k": cover_k or default_k, "fusion_k": cover_k}
 
 

@@ -15,7 +15,8 @@ from .options import (allow_incomplete_option, backbone_option, baseline_option,
                       source_options, templates_option, verify_option)  # fmt: skip
 
 # Listed here so that --help stays fast (the registry imports torch); a test keeps it equal to the registry.
-METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-max", "oracle-crop", "cc-cal", "s2", "detailclip")
+METHOD_NAMES = ("clip", "clip-hires", "grid-mean", "grid-max", "cc-mean", "cc-max", "oracle-crop", "cc-cal", "cc-fine-cal",
+                "s2", "detailclip")
 
 
 @click.command()

@@ -108,6 +108,9 @@ TRAINING, LOSS = RECIPE.train, RECIPE.train.loss
 @click.option("--teacher-level-penalty", type=click.FloatRange(0), default=None,
               show_default=f"{TEACHER_LEVEL_PENALTY:g} with a teacher temperature, else 0",
               help="the calibrated teacher's penalty per Complete Cover level below an image's finest")
+@click.option("--teacher-scheme", type=click.Choice(SCHEMES), default=LOSS.teacher_scheme, show_default="--scheme",
+              help="the windows the teacher scores: --scheme's, or a scheme whose windows begin with them "
+                   "(cc-fine for cc: the cover and magnified windows; the student reads the cover's alone)")
 @click.option("--patch-mode", type=click.Choice(PATCH_MODES), default=LOSS.patch_mode, show_default=True)
 @click.option("--loss", "kind", type=click.Choice(LOSS_KINDS), default=LOSS.kind, show_default=True)
 @option("--checkpoint-every", type=click.IntRange(1), default=TRAINING.checkpoint_every, show_default=True, help="epochs")

@@ -16,7 +16,9 @@ the window count grows as (side / input size)^2.
 
 "cc-fine" adds magnified windows to a cover (issue #28): cc@k and, in its finest level, the finest
 windows of cc@ceil(1.5 k), each 1/1.5 of the finest side, so an object a few pixels wide reaches the
-backbone 1.5 times larger. At 2240 px on the 112 px backbone (k = 20): 661 + 900 windows.
+backbone 1.5 times larger. At 2240 px on the 112 px backbone (k = 20): 661 + 900 windows. Its
+windows begin with cc@k's, in their order (`LEADING_SCHEME`), so one extraction serves a teacher that
+scores all of them and a student that reads the cover alone (`window_count`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ Box = tuple[int, int, int, int]
 
 SCHEMES = ("cc", "cc-fine", "grid", "objects", "whole")
 COVER_SCHEMES = ("cc", "cc-fine", "grid")  # schemes whose windows follow the cover's k
+LEADING_SCHEME = {"cc-fine": "cc"}  # a scheme whose windows begin with another's, same boxes, levels and order
 AUTO_K = "auto"
 AUTO_K_RULE = "k = ceil(longest image side / backbone input size)"
 
@@ -169,6 +172,19 @@ def scheme_boxes(
     boxes = [box for level in levels for box in level]
     level_ids = [i for i, level in enumerate(levels) for _ in level]
     return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(level_ids, dtype=torch.long)
+
+
+def begins_with(scheme: str, leading: str) -> bool:
+    """Whether `scheme`'s windows begin with all of `leading`'s, in order (a scheme begins with itself)."""
+    return scheme == leading or LEADING_SCHEME.get(scheme) == leading
+
+
+def window_count(scheme: str, height: int, width: int, k: int) -> int:
+    """The number of windows (the whole image included) of a cover scheme on an image, at k."""
+    if scheme not in COVER_SCHEMES:
+        raise ValueError(f"{scheme!r} is not a cover scheme (known: {', '.join(COVER_SCHEMES)})")
+    _check_positive(height=height, width=width, k=k)
+    return sum(map(len, _SCHEME_BUILDERS[scheme](height, width, k, None, 1.0, 8)))
 
 
 def _cc_levels(height, width, k, object_bboxes, enlarge, min_side) -> list[list[tuple[float, ...]]]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .cover import parse_cover_k
+from .cover import begins_with, parse_cover_k
 
 PATCH_MODES = ("all", "sample")
 LOSS_KINDS = ("mse", "l1")
-SCHEMES = ("cc", "grid")
+SCHEMES = ("cc", "cc-fine", "grid")  # the patch schemes a fusion reads
 MAX_K = 30  # Complete Cover depth / grid side
 TEACHER_LEVEL_PENALTY = 0.025  # the shipped recipe's (chosen on a validation split: docs/experiments.md)
 QUERY_SETS = ("prompts", "classes", "both")  # text queries: every (class, template) prompt, the template-averaged classes, or both
@@ -43,6 +43,8 @@ class LossConfig:
     teacher_temperature: float = 2.0  # > 0: the calibrated teacher (detailclip.teacher) at this temperature; 0: the max
     teacher_level_penalty: float | None = None  # the calibrated teacher's, per level below an image's finest (None:
     # TEACHER_LEVEL_PENALTY with a temperature, 0 for the plain max)
+    teacher_scheme: str | None = None  # the windows the teacher scores (None: the student's; else a scheme whose
+    # windows begin with the student's, detailclip.cover.begins_with: cc-fine for a cc student)
 
     def __post_init__(self):
         if self.kind not in LOSS_KINDS:
@@ -104,6 +106,10 @@ class FusionRecipe:
             raise ValueError(f"unknown query set {self.queries!r} (known: {', '.join(QUERY_SETS)})")
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown patch scheme {self.scheme!r} (known: {', '.join(SCHEMES)})")
+        teacher = self.train.loss.teacher_scheme
+        if teacher is not None and (teacher not in SCHEMES or not begins_with(teacher, self.scheme)):
+            raise ValueError(f"the teacher's windows must begin with the student's: scheme {self.scheme!r} "
+                             f"cannot have teacher scheme {teacher!r}")
         object.__setattr__(self, "k", parse_cover_k(self.k, MAX_K))
         if self.size not in FUSION_SIZES:
             raise ValueError(f"unknown fusion size {self.size!r} (known: {', '.join(FUSION_SIZES)})")

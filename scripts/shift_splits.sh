@@ -42,7 +42,7 @@ folders=()
 for spec in "${SPLITS[@]}"; do
     set -- $spec
     out="$RESULTS/$SET-$1"
-    $PY cli.py bench --data "$DATA" --split "$SET-$1" --model clip,cc-max,grid-max,cc-cal,detailclip --cover-k auto \
+    $PY cli.py bench --data "$DATA" --split "$SET-$1" --model clip,cc-max,grid-max,cc-cal,cc-fine-cal,detailclip --cover-k auto \
         --out "$out" --cache-dir "$CACHE" --skip-existing ${BENCH_FLAGS:-} $QUIET
     folders+=("$out")
 done

@@ -110,6 +110,16 @@ def test_cc_cal_with_one_class_is_cc_max_of_the_query_minus_it(ctx, monkeypatch)
     torch.testing.assert_close(encoded.index.score(text) / method.temperature, plain.score(text - vocabulary), atol=1e-4, rtol=0)
 
 
+def test_cc_fine_cal_adds_the_magnified_windows_to_cc_cal(ctx):
+    """cc-fine-cal scores cc-cal's windows (cc@3: 14) and the finest of cc@5 (25) in the same finest level: a
+    window's score does not depend on the others, so it is at least cc-cal's everywhere."""
+    fine, cover = create_method("cc-fine-cal").encode(ctx), create_method("cc-cal").encode(ctx)
+    assert fine.index.vectors_per_image == fine.forward_passes_per_image == 14 + 25
+    text = ctx.class_embeddings(["red cube", "gray cylinder", "cyan sphere"], "plain")
+    gain = fine.index.score(text) - cover.index.score(text)
+    assert bool((gain >= -1e-4).all()) and bool((gain > 1e-3).any())
+
+
 def test_cc_cal_needs_the_data_s_classes(tmp_path):
     from PIL import Image
 

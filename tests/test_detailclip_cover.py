@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from detailclip.cover import (AUTO_K, auto_k, auto_k_record, complete_cover_boxes, grid_boxes, image_k, magnified_k,
-                              object_boxes, parse_cover_k, rounded_size, scheme_boxes)
+from detailclip.cover import (AUTO_K, COVER_SCHEMES, LEADING_SCHEME, SCHEMES, auto_k, auto_k_record, begins_with,
+                              complete_cover_boxes, grid_boxes, image_k, magnified_k, object_boxes, parse_cover_k,
+                              rounded_size, scheme_boxes, window_count)
 
 COUNT_TABLE = {  # method.md: windows per kept level
     1: [1], 2: [1, 4], 3: [1, 4, 9], 4: [1, 4, 9, 16], 5: [1, 4, 9, 25], 6: [1, 4, 9, 16, 36],
@@ -87,6 +88,22 @@ def test_cc_fine_joins_magnified_windows_to_the_finest_level():
     assert covered.all()  # the magnified windows alone still cover every pixel
 
 
+@pytest.mark.parametrize("k", [1, 2, 5, 10, 20])
+@pytest.mark.parametrize("height,width", SIZES)
+def test_leading_schemes_begin_with_their_windows_and_counts_match(k, height, width):
+    """A scheme's windows begin with its leading scheme's (same boxes, levels and order), so a student reads
+    the first window_count(leading) features of the teacher's; window_count is the boxes' count."""
+    for scheme in COVER_SCHEMES:
+        assert window_count(scheme, height, width, k) == len(scheme_boxes(scheme, height, width, k)[1])
+    for scheme, leading in LEADING_SCHEME.items():
+        boxes, levels = scheme_boxes(scheme, height, width, k)
+        lead_boxes, lead_levels = scheme_boxes(leading, height, width, k)
+        count = window_count(leading, height, width, k)
+        assert torch.equal(boxes[:count], lead_boxes) and torch.equal(levels[:count], lead_levels)
+        assert begins_with(scheme, leading) and begins_with(scheme, scheme) and not begins_with(leading, scheme)
+    assert [s for s in SCHEMES if begins_with(s, "grid")] == ["grid"]
+
+
 def test_scheme_objects_and_errors():
     boxes, levels = scheme_boxes("objects", 60, 100, object_bboxes=[[10, 10, 20, 10]], min_side=4)
     assert boxes.tolist() == [[0, 0, 100, 60], [10, 10, 30, 20]] and levels.tolist() == [0, 1]
@@ -96,6 +113,8 @@ def test_scheme_objects_and_errors():
         scheme_boxes("hexagons", 60, 100)
     with pytest.raises(ValueError, match="positive"):
         complete_cover_boxes(0, 10, 3)
+    with pytest.raises(ValueError, match="not a cover scheme"):
+        window_count("objects", 60, 100, 3)
 
 
 @pytest.mark.parametrize("input_size", [32, 112, 224])

@@ -90,8 +90,8 @@ def test_train_on_clevr_ds_then_encode(clevr_dir, tmp_path):
 
 def _check_val_fidelity(config, fused, val_paths):
     """The recorded val_corr / val_mae / val_rank_corr, derived by hand: numpy Pearson and mean
-    absolute error, scipy Spearman per query, between the fused vectors' similarities and the CC-max
-    teacher (max over each image's patches), with the text queries from a direct open_clip forward:
+    absolute error, scipy Spearman per query, between the fused vectors' similarities and the plain max
+    teacher (max over each image's patches of the teacher's scheme), with the text queries from a direct open_clip forward:
     every (class, template) prompt, and/or each class's template mean renormalised in numpy."""
     import open_clip
     from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
@@ -108,7 +108,8 @@ def _check_val_fidelity(config, fused, val_paths):
     classes = means / np.linalg.norm(means, axis=1, keepdims=True)
     queries = {"prompts": prompts, "classes": classes, "both": np.concatenate([prompts, classes])}[config["queries"]]
     assert config["num_queries"] == len(queries)
-    items = extract_features(backbone, val_paths, scheme="cc", k=config["k"], progress=False)
+    teacher_scheme = config["train"]["loss"]["teacher_scheme"] or config["scheme"]
+    items = extract_features(backbone, val_paths, scheme=teacher_scheme, k=config["k"], progress=False)
     teacher = np.stack([(item.data.astype(np.float64) @ queries.T).max(0) for item in items])
     student = fused.astype(np.float64) @ queries.T
     metrics = config["metrics"]
@@ -174,6 +175,55 @@ def test_train_distils_the_calibrated_teacher(clevr_dir, tmp_path):
                        tmp_path / "x.pt", *TINY])  # fmt: skip
     assert bad.exit_code == 1 and "needs a teacher temperature" in bad.exception.format_message()
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_cc_student_of_the_cc_fine_teacher(clevr_dir, tmp_path):
+    """`--teacher-scheme cc-fine`: the targets are the max over the cover and its magnified windows (the
+    recorded val fidelity, derived by hand against cc-fine windows), the student reads and encodes the
+    cover alone; one extraction (cc-fine) serves both. A teacher whose windows do not begin with the
+    student's is refused in one line, before anything is written."""
+    out = tmp_path / "fine" / "model.pt"
+    result = _run(train, ["--data", clevr_dir, "--epochs", "1", "--teacher-temperature", "0", "--teacher-scheme",
+                          "cc-fine", "--out", out, *TINY])  # fmt: skip
+    assert result.exception is None, result.output
+    _, config = load_checkpoint(out, device="cpu")
+    assert (config["scheme"], config["train"]["loss"]["teacher_scheme"]) == ("cc", "cc-fine")
+    keys = [json.loads(p.read_text()) for p in (out.parent / "feature_cache").glob("*/key.json")]
+    assert [key["scheme"] for key in keys] == ["cc-fine"]
+    vectors_path = tmp_path / "vectors.npz"
+    result = _run(encode, ["--checkpoint", out, "--images", clevr_dir / "images" / "val", "--out", vectors_path,
+                           "--quiet"])
+    assert result.exception is None, result.output
+    _check_val_fidelity(config, np.load(vectors_path)["vectors"], sorted((clevr_dir / "images" / "val").glob("*.png")))
+    for scheme, teacher in (("grid", "cc-fine"), ("cc-fine", "cc"), ("cc", "grid")):
+        bad = _run(train, ["--data", clevr_dir, "--scheme", scheme, "--teacher-scheme", teacher, "--out",
+                           tmp_path / "x.pt", *TINY])  # fmt: skip
+        assert bad.exit_code == 1 and "must begin with the student's" in bad.exception.format_message()
+        assert not (tmp_path / "x.pt").exists()
+
+
+def test_leading_windows_are_the_student_scheme_s_features(tmp_path):
+    """The first window_count features of each image's cc-fine features, at its own auto k, are its cc
+    features (images of several sizes, so several k)."""
+    from detailclip.backbones import load_backbone
+    from detailclip.cover import auto_k
+    from detailclip.features import extract_features
+    from detailclip.training.fusion_trainer import leading_windows
+
+    rng, sizes = np.random.default_rng(2), [(40, 50), (96, 128), (70, 200)]
+    images = [tmp_path / f"{i}.png" for i in range(len(sizes))]
+    for path, (height, width) in zip(images, sizes):
+        _image(rng, path, height, width)
+    assert [auto_k(h, w, 32) for h, w in sizes] == [2, 4, 7]
+    backbone = load_backbone("tiny-clip-vit-p8-32", "none", device="cpu")
+    fine = extract_features(backbone, images, scheme="cc-fine", k="auto", progress=False)
+    cover = extract_features(backbone, images, scheme="cc", k="auto", progress=False)
+    leading = leading_windows(fine, "cc", "auto", backbone.image_size)
+    assert all(f.num_patches > c.num_patches for f, c in zip(fine, cover))
+    for lead, item in zip(leading, cover):
+        assert (lead.path, lead.image_hash) == (item.path, item.image_hash)
+        np.testing.assert_array_equal(lead.level_ids, item.level_ids)
+        np.testing.assert_allclose(lead.data.astype(np.float32), item.data.astype(np.float32), atol=2e-3)
 
 
 def test_train_on_a_plain_folder_resumes(folder, tmp_path):

@@ -34,3 +34,11 @@ class CCCalibrated(PatchPooling):
                                   f"{ctx.source.split} names none")  # fmt: skip
         offsets = window_offsets(vectors, counts, levels, ctx.vocabulary(), self.temperature, self.level_penalty)
         return ImageIndex(vectors.float(), counts, offsets, self.temperature)
+
+
+@register
+class CCFineCalibrated(CCCalibrated):
+    name = "cc-fine-cal"
+    summary = ("cc-cal over the Complete Cover cc@k and, in its finest level, the finest windows of cc@ceil(1.5k) "
+               "(multi-vector; magnified windows for the smallest objects)")  # fmt: skip
+    scheme = "cc-fine"

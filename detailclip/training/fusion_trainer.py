@@ -22,7 +22,7 @@ from infra.lock import output_lock
 
 from ..backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, average_prompts, load_backbone
 from ..checkpoint import save_checkpoint, tensor_shapes, wrong_fields
-from ..cover import AUTO_K, auto_k_record
+from ..cover import AUTO_K, auto_k_record, image_k, window_count
 from ..data import data_hash, load_training_data
 from ..encode import collate
 from ..features import PatchFeatures, extract_features
@@ -116,20 +116,27 @@ def text_pair_weights(bank: FeatureBank, queries: torch.Tensor, targets: torch.T
 class Trainer:
     def __init__(self, model: nn.Module, train_items: list[PatchFeatures], val_items: list[PatchFeatures] | None,
                  text_queries: torch.Tensor, config: TrainConfig, device: torch.device, run_config: dict,
-                 vocabulary: torch.Tensor | None = None):
+                 vocabulary: torch.Tensor | None = None,
+                 teacher_items: tuple[list[PatchFeatures], list[PatchFeatures] | None] | None = None):
         """`vocabulary` [C, D]: the class embeddings the calibrated teacher scores against (needed when
-        config.loss.teacher_temperature > 0)."""
+        config.loss.teacher_temperature > 0). `teacher_items` (train, val): the windows the teacher scores
+        where they are more than the student reads (a scheme whose windows begin with the student's)."""
         self.run_config = {**run_config, "train": asdict(config)}
         self.model, self.config, self.device = model.to(device), config, device
         self.queries = text_queries.to(device).float()
         loss = config.loss
         calibration = teacher_calibration(loss, vocabulary)
+        teacher_train, teacher_val = teacher_items or (None, None)
+
+        def targets(bank: FeatureBank, teacher: list[PatchFeatures] | None) -> torch.Tensor:
+            scored = bank if teacher is None else FeatureBank.from_items(teacher, device)
+            return teacher_targets(scored, self.queries, loss.teacher_levels, calibration)
+
         self.train = FeatureBank.from_items(train_items, device)
-        self.train_targets = teacher_targets(self.train, self.queries, loss.teacher_levels, calibration)
+        self.train_targets = targets(self.train, teacher_train)
         self.train_weights = text_pair_weights(self.train, self.queries, self.train_targets, config.loss)
         self.val = FeatureBank.from_items(val_items, device) if val_items else None
-        self.val_targets = (teacher_targets(self.val, self.queries, loss.teacher_levels, calibration)
-                            if self.val is not None else None)
+        self.val_targets = targets(self.val, teacher_val) if self.val is not None else None
         self.val_weights = (text_pair_weights(self.val, self.queries, self.val_targets, config.loss)
                             if self.val is not None else None)
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
@@ -276,13 +283,16 @@ def baseline_fidelity(bank: FeatureBank, queries: torch.Tensor, targets: torch.T
 def train_fusion(model: nn.Module, train_items: list[PatchFeatures], val_items: list[PatchFeatures] | None,
                  text_queries: torch.Tensor, config: TrainConfig, out: Path, run_config: dict,
                  device: torch.device, resume: bool = False, progress: bool = True,
-                 vocabulary: torch.Tensor | None = None) -> dict:
+                 vocabulary: torch.Tensor | None = None,
+                 teacher_items: tuple[list[PatchFeatures], list[PatchFeatures] | None] | None = None) -> dict:
     """Train `model`, write the checkpoint `out` (run_config + metrics embedded) beside its state
-    file (<out>.state.pt) and CSV log (<out>.log.csv); returns the metrics. `vocabulary`: see Trainer."""
+    file (<out>.state.pt) and CSV log (<out>.log.csv); returns the metrics. `vocabulary`, `teacher_items`:
+    see Trainer."""
     out = Path(out)
     state_path, log_path = out.with_name(out.name + ".state.pt"), out.with_name(out.name + ".log.csv")
     torch.manual_seed(config.seed)
-    trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config, vocabulary)
+    trainer = Trainer(model, train_items, val_items, text_queries, config, device, run_config, vocabulary,
+                      teacher_items)
     with output_lock(out, purpose="train"):  # one training per checkpoint, state and log
         if resume and resume_from(trainer, state_path, STATE_FORMAT):
             trainer.seconds = logged_column(log_path, "seconds", len(trainer.log))
@@ -312,10 +322,16 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
         warn(backbone.untrained_warning)
     prompts = backbone.prompt_embeddings(train_set.classes, recipe.templates)
     text_queries = training_queries(prompts, recipe.queries)
-    extract = dict(scheme=recipe.scheme, k=recipe.k, cache_dir=cache_dir, batch_size=extract_batch,
+    teacher_scheme = recipe.train.loss.teacher_scheme or recipe.scheme
+    extract = dict(scheme=teacher_scheme, k=recipe.k, cache_dir=cache_dir, batch_size=extract_batch,
                    progress=progress, cluster=cluster)
     train_items = extract_features(backbone, train_set.paths, **extract)
     val_items = extract_features(backbone, val_set.paths, **extract) if val_set else None
+    teacher_items = None
+    if teacher_scheme != recipe.scheme:  # the teacher scores every window, the student reads its own, the first
+        teacher_items = (train_items, val_items)
+        train_items = leading_windows(train_items, recipe.scheme, recipe.k, backbone.image_size)
+        val_items = leading_windows(val_items, recipe.scheme, recipe.k, backbone.image_size) if val_items else None
     run_config = {
         "method": "DetailCLIP (arXiv 2208.14649)",
         "backbone": backbone.name, "pretrained": backbone.pretrained, "untrained": backbone.untrained,
@@ -336,7 +352,19 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
         model = build_fusion(recipe.size, backbone.embed_dim, dropout=recipe.dropout, norm_first=recipe.pre_norm,
                              level_embedding=recipe.level_embedding, max_directions=recipe.max_directions)
     return train_fusion(model, train_items, val_items, text_queries, recipe.train, Path(out), run_config,
-                        backbone.device, resume=resume, progress=progress, vocabulary=average_prompts(prompts))
+                        backbone.device, resume=resume, progress=progress, vocabulary=average_prompts(prompts),
+                        teacher_items=teacher_items)
+
+
+def leading_windows(items: list[PatchFeatures], scheme: str, k: int | str, input_size: int) -> list[PatchFeatures]:
+    """The features of `scheme`'s windows, the first of each image's features of a scheme whose windows
+    begin with them (detailclip.cover.begins_with), at each image's k."""
+    leading = []
+    for item in items:
+        height, width = declared_size(item.path)
+        count = window_count(scheme, height, width, image_k(k, height, width, input_size))
+        leading.append(PatchFeatures(item.path, item.image_hash, item.data[:count], item.level_ids[:count]))
+    return leading
 
 
 def training_queries(prompts: torch.Tensor, queries: str) -> torch.Tensor:
