@@ -107,7 +107,7 @@ class FusionRecipe:
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown patch scheme {self.scheme!r} (known: {', '.join(SCHEMES)})")
         teacher = self.train.loss.teacher_scheme
-        if teacher is not None and (teacher not in SCHEMES or not begins_with(teacher, self.scheme)):
+        if teacher is not None and not begins_with(teacher, self.scheme):  # the student's own, or one that extends it
             raise ValueError(f"the teacher's windows must begin with the student's: scheme {self.scheme!r} "
                              f"cannot have teacher scheme {teacher!r}")
         object.__setattr__(self, "k", parse_cover_k(self.k, MAX_K))
