@@ -18,7 +18,7 @@ from .cover import auto_k_record
 from .features import PatchFeatures, extract_features
 from .images import declared_size
 
-ATTENTION_BUDGET = 2**27  # items x patches^2 fused at once: about 1 GB of fp32 attention scores with 2 heads
+ATTENTION_BUDGET = 2**27  # items x patches^2 fused at once: the attention work of one batch
 
 
 def collate(items: Sequence[PatchFeatures], device: torch.device | str = "cpu", dtype=torch.float32):

@@ -1,8 +1,9 @@
 """Fusion training settings as data (no torch import): the distillation loss, the optimisation
 schedule and the whole recipe (backbone, Complete Cover, fusion model). The defaults are the recipe
-of the shipped CLEVR-DS checkpoint (an auto cover, the calibrated teacher), so `train --data DIR`
-without other flags reproduces it (scripts/make_reference_fusion.sh; the aerial fusion was trained
-before: k 10 and the plain max, flags the script passes)."""
+of the shipped CLEVR-DS checkpoint (the auto cover with magnified windows, `cc-fine`, and the
+calibrated teacher over them), so `train --data DIR` without other flags reproduces it
+(scripts/make_reference_fusion.sh; the aerial fusion was trained before: the plain cover at k 10 and
+the plain max, flags the script passes)."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ class FusionRecipe:
     image_size: int | None = None  # force the backbone's input size
     templates: str = "openai80"
     queries: str = "prompts"
-    scheme: str = "cc"
+    scheme: str = "cc-fine"
     k: int | str = "auto"  # or an int: "auto" is per image, from its size (detailclip.cover.auto_k)
     size: str = "tiny"
     dropout: float = 0.1

@@ -1,5 +1,6 @@
 """Large images (issue #30 item 2): streamed cutting and encoding equal to the one-shot path, bounded
-look-ahead and fusion batches, and an 8960 px image encoded in under 4 GiB."""
+look-ahead and fusion batches, a fusion over a large cover without its attention scores in memory, and
+an 8960 px image encoded in under 4 GiB."""
 
 from __future__ import annotations
 
@@ -72,6 +73,20 @@ def test_fusion_batches_keep_attention_within_budget():
     assert [len(b) for b in fusion_batches(items(10286, 10286, 166, 166), 256)] == [1, 1, 2]
     big = int(ATTENTION_BUDGET**0.5) + 1  # one alone is over the budget: it still goes, alone
     assert [len(b) for b in fusion_batches(items(166, big, 166), 256)] == [1, 1, 1]
+
+
+def test_fusing_a_large_cover_does_not_hold_its_attention_scores(tmp_path):
+    """20,000 windows (an 8960 px `cc-fine` cover has 24,686) through a 2-head fusion in eval mode without
+    gradients: its 2 x 20,000^2 fp32 attention scores would be 3.2 GB; the fusion stays far below that."""
+    script = tmp_path / "fuse_large_cover.py"
+    script.write_text("import torch\n"
+                      "from detailclip.fusion import build_fusion\n"
+                      "model = build_fusion('tiny', 32).eval()\n"
+                      "with torch.no_grad():\n"
+                      "    assert model(torch.randn(1, 20_000, 32)).shape == (1, 32)\n")
+    run = run_measured([str(script)], cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert 0.1 * GiB < run.peak_rss_bytes < 1.5 * GiB, f"peak RSS {run.peak_rss_bytes / GiB:.2f} GiB"
 
 
 def test_encoding_an_8960_px_image_stays_under_4_gib(tmp_path):

@@ -66,7 +66,7 @@ def test_train_on_clevr_ds_then_encode(clevr_dir, tmp_path):
     assert result.exception is None, result.output
     model, config = load_checkpoint(out, device="cpu")
     assert config["backbone"] == "tiny-clip-vit-p8-32" and config["untrained"] is True
-    assert (config["k"], config["scheme"], config["size"], config["fusion"]["dim"]) == (4, "cc", "tiny", 32)
+    assert (config["k"], config["scheme"], config["size"], config["fusion"]["dim"]) == (4, "cc-fine", "tiny", 32)
     assert config["data"]["split"] == "train" and config["val_data"]["split"] == "val"
     assert len(config["classes"]) == 24 and config["num_queries"] == 24 * 7 and len(config["data_hash"]) == 64
     log = (out.parent / "model.pt.log.csv").read_text().splitlines()
@@ -183,8 +183,8 @@ def test_a_cc_student_of_the_cc_fine_teacher(clevr_dir, tmp_path):
     cover alone; one extraction (cc-fine) serves both. A teacher whose windows do not begin with the
     student's is refused in one line, before anything is written."""
     out = tmp_path / "fine" / "model.pt"
-    result = _run(train, ["--data", clevr_dir, "--epochs", "1", "--teacher-temperature", "0", "--teacher-scheme",
-                          "cc-fine", "--out", out, *TINY])  # fmt: skip
+    result = _run(train, ["--data", clevr_dir, "--epochs", "1", "--teacher-temperature", "0", "--scheme", "cc",
+                          "--teacher-scheme", "cc-fine", "--out", out, *TINY])  # fmt: skip
     assert result.exception is None, result.output
     _, config = load_checkpoint(out, device="cpu")
     assert (config["scheme"], config["train"]["loss"]["teacher_scheme"]) == ("cc", "cc-fine")
