@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue #28's shift splits: render them, bench the teachers, grid-max, clip and the shipped fusion on each
-# at the auto cover, and print the table of the fusion's share of its teacher's (cc-cal) lead per split.
+# at the auto cover, and print the table of the fusion's share of its teacher's (cc-fine-cal) lead per split.
 # SET=val renders the validation splits (seeds 2801-2807: choices are made on them), SET=test the test
 # splits (seeds 3101-3107: measured once, after the choice). Each shift differs from the fusion's training
 # data (2240 px-equivalent scales 0.01-0.1, 3-10 objects, square images) in one way. Every step resumes
@@ -46,4 +46,4 @@ for spec in "${SPLITS[@]}"; do
         --out "$out" --cache-dir "$CACHE" --skip-existing ${BENCH_FLAGS:-} $QUIET
     folders+=("$out")
 done
-$PY -m measure.detail_share "${folders[@]}" --teacher cc-cal --markdown
+$PY -m measure.detail_share "${folders[@]}" --teacher cc-fine-cal --markdown
