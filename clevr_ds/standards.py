@@ -49,7 +49,8 @@ STANDARDS: dict[str, Standard] = {
     "quick": Standard(
         title="CLEVR-DS quick", options={**CONTENT_OPTIONS, "preset": "default", "seed": 0}, splits={"test": 20},
         hashes={"test": {AVX2: "b87c61c586acc7f0f957cee62561ffe3c455d5ab73a5f9bd941098686eef0110",
-                         AVX512: "fe9613e18320d5cc5cb137946bc1f271413495556712949d898b6024d2b8b515"}},
+                         AVX512: "fe9613e18320d5cc5cb137946bc1f271413495556712949d898b6024d2b8b515",
+                         AVX512_FAMILY26: "1ba171219bc5d193789ba34c1aaf4e75f35c18595c41dc1f99df0d7435d1743d"}},
     ),
     "v1": Standard(
         title="CLEVR-DS-bench v1", options={**CONTENT_OPTIONS, "preset": "fast", "seed": 0}, splits={"test": 200},

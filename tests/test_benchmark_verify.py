@@ -208,7 +208,8 @@ def test_a_run_claiming_a_standard_split_with_another_hash_is_mismatched(tmp_pat
     record, path = runs(tmp_path / "results")["clip"]
     assert record["standard"] == {"name": "quick", "split": "test"}
     assert verify_run(record, path) == (f"mismatched: split content {record['split_hash'][:12]} is none of the "
-                                        "published CLEVR-DS quick test (b87c61c586ac (AVX2), fe9613e18320 (AVX-512))")  # fmt: skip
+                                        "published CLEVR-DS quick test (b87c61c586ac (AVX2), fe9613e18320 (AVX-512), "
+                                        "1ba171219bc5 (AVX-512, AMD family 26))")  # fmt: skip
 
 
 def test_runs_of_other_splits_pass_and_older_runs_cannot_say(results):
