@@ -1,7 +1,9 @@
 """What methods share during one bench call: the data source, backbones, cached patch features, costs.
 
-Features are memoised per (backbone, scheme, k), so Complete Cover features are extracted once and
-serve cc-mean, cc-max and detailclip; across calls detailclip's on-disk cache (`cache_dir`) serves them.
+Features are memoised per `FeatureKey` (input size, scheme, k, antialiasing), so Complete Cover features
+are extracted once and serve cc-mean, cc-max and cc-cal; when the call's plan (`plan`) also reads a scheme
+whose windows begin with them (cc-fine for cc: detailclip.cover.begins_with), only that one is extracted
+and the others are its leading windows. Across calls detailclip's on-disk cache (`cache_dir`) serves them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, NamedTuple
 
 import torch
 
@@ -18,6 +21,15 @@ from .sources import Source
 
 PROBE_PASSES = 16
 PROBE_REPEATS = 3
+
+
+class FeatureKey(NamedTuple):
+    """The patch features a method reads: `BenchContext.features`' arguments (image_size None: the run's own)."""
+
+    scheme: str
+    k: int | str = 1
+    image_size: int | None = None
+    antialias: bool = True
 
 
 @dataclass
@@ -38,6 +50,7 @@ class BenchContext:
     cluster: RayCluster | None = None  # where features missing from the cache are extracted (None: here)
     _backbones: dict = field(default_factory=dict, repr=False)
     _features: dict = field(default_factory=dict, repr=False)
+    _planned: set = field(default_factory=set, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -63,18 +76,40 @@ class BenchContext:
             )
         return self._backbones[image_size]
 
-    def features(self, scheme: str, k: int = 1, image_size: int | None = None, antialias: bool = True) -> list:
-        """Per-image PatchFeatures (patch 0 = whole image) of a patch scheme, extracted once per call."""
-        from detailclip.features import extract_features
+    def plan(self, reads: Iterable[FeatureKey | None]) -> None:
+        """Say which features the call's methods will read (None: a method that does not say), so that a
+        scheme whose windows begin with another read scheme's is the one extracted (see the module docstring)."""
+        self._planned = {self._normalised(key) for key in reads if key is not None}
 
-        key = (image_size or self.image_size, scheme, k, antialias)
+    def features(self, scheme: str, k: int | str = 1, image_size: int | None = None, antialias: bool = True) -> list:
+        """Per-image PatchFeatures (patch 0 = whole image) of a patch scheme, extracted once per call."""
+        from detailclip.features import extract_features, leading_windows
+
+        key = self._normalised(FeatureKey(scheme, k, image_size, antialias))
         if key not in self._features:
-            self._features[key] = extract_features(
-                self.backbone(image_size), self.source.image_paths, scheme=scheme, k=k, cache_dir=self.cache_dir,
-                batch_size=self.batch_size, progress=self.progress, antialias=antialias,
-                object_bboxes=self.object_bboxes if scheme == "objects" else None, cluster=self.cluster,
-            )  # fmt: skip
+            wider = self._wider(key)
+            if wider is not None:
+                items = self.features(*wider)
+                self._features[key] = leading_windows(items, scheme, k, self.backbone(image_size).image_size)
+            else:
+                self._features[key] = extract_features(
+                    self.backbone(image_size), self.source.image_paths, scheme=scheme, k=k, cache_dir=self.cache_dir,
+                    batch_size=self.batch_size, progress=self.progress, antialias=antialias,
+                    object_bboxes=self.object_bboxes if scheme == "objects" else None, cluster=self.cluster,
+                )  # fmt: skip
         return self._features[key]
+
+    def _normalised(self, key: FeatureKey) -> FeatureKey:
+        return key._replace(image_size=key.image_size or self.image_size)
+
+    def _wider(self, key: FeatureKey) -> FeatureKey | None:
+        """A planned or extracted key whose scheme's windows begin with `key`'s, the rest equal (None: none)."""
+        from detailclip.cover import begins_with
+
+        found = [other for other in self._planned | set(self._features)
+                 if other.scheme != key.scheme and begins_with(other.scheme, key.scheme)
+                 and other._replace(scheme=key.scheme) == key]
+        return min(found, key=str) if found else None
 
     def cover_record(self, k: int | str, image_size: int | None = None) -> dict | None:
         """The rule and each image's k of an auto cover on the backbone at `image_size`; None for a fixed k."""

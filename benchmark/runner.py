@@ -195,17 +195,19 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] = print) -> list[Pat
 
 
 def _run_methods(cfg: BenchConfig, p: Prepared, methods: list[Method], echo: Callable[[str], None]) -> list[Path]:
-    paths = []
+    runs = []
     for method in methods:
         identity = {**p.identity, "method": method.name, "method_settings": method.settings(p.ctx)}
         stem = run_stem(method.name, identity["backbone"], identity["pretrained"], p.source.split, run_id(identity))
         path = Path(cfg.out) / f"{stem}.json"
-        paths.append(path)
-        if cfg.skip_existing and path.exists():
+        runs.append((method, identity, stem, path, cfg.skip_existing and path.exists()))
+    p.ctx.plan(method.features_read(p.ctx) for method, *_, skip in runs if not skip)  # extracted once for them all
+    for method, identity, stem, path, skip in runs:
+        if skip:
             echo(f"skip {method.name}: {path} exists")
             continue
         record, scores = run_method(cfg, p, method, identity, stem)
         write_run(path, record, scores)  # the scores and the record appear together or not at all
         score = record["metrics"]["overall"]["mAP"]
         echo(f"{method.name}: mAP {'-' if score is None else f'{score:.4f}'} -> {path}")
-    return paths
+    return [path for *_, path, _ in runs]

@@ -1,6 +1,7 @@
 """Per-image patch features of a list of images: from the verified cache (detailclip.feature_cache)
 where present, the rest cut and encoded in batches (detailclip.patch_encoder) here or on Ray actors
-(detailclip.distributed), read and decoded ahead in threads."""
+(detailclip.distributed), read and decoded ahead in threads; `leading_windows` takes a scheme's features
+out of those of a scheme whose windows begin with its (cc out of cc-fine) without encoding again."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from infra.cluster import RayCluster
 
 from .backbones import Backbone
+from .cover import image_k, window_count
 from .distributed import ray_encoder
 from .feature_cache import FeatureCache, entry_name
 from .images import content_hash, declared_size, decode_image, read_bytes
@@ -127,6 +129,17 @@ def extract_features(
                         results[item.index] = PatchFeatures(item.path, item.entry, features, levels)
                     bar.update(len(batch))
     return results
+
+
+def leading_windows(items: list[PatchFeatures], scheme: str, k: int | str, input_size: int) -> list[PatchFeatures]:
+    """The features of `scheme`'s windows, the first of each image's features of a scheme whose windows
+    begin with them (detailclip.cover.begins_with), at each image's k."""
+    leading = []
+    for item in items:
+        height, width = declared_size(item.path)
+        count = window_count(scheme, height, width, image_k(k, height, width, input_size))
+        leading.append(PatchFeatures(item.path, item.image_hash, item.data[:count], item.level_ids[:count]))
+    return leading
 
 
 def _prefetch(pool: ThreadPoolExecutor, fn, items: Iterable, depth: int, weight) -> Iterator:

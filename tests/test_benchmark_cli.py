@@ -94,6 +94,25 @@ def test_runs_are_reproducible(capsys, data, tmp_path):
     assert a["run_id"] == b["run_id"] and a["metrics"] == b["metrics"]
 
 
+def test_a_cover_read_with_its_magnified_windows_is_extracted_once(capsys, data, tmp_path):
+    """cc-max and cc-fine-cal in one call: only cc-fine is encoded (the cache holds no cc entries), cc-max
+    reads its leading windows and scores as a call of cc-max alone does; with cc-fine-cal skipped, cc-max
+    encodes its own cover."""
+    cache = tmp_path / "cache"
+    both = bench(capsys, data, tmp_path / "both", "--model", "cc-max,cc-fine-cal", "--save-scores", "--cache-dir", str(cache))
+    assert both[0] == 0
+    assert [folder.name.split("-")[-2] for folder in cache.iterdir()] == ["cc_fine"]
+    assert bench(capsys, data, tmp_path / "alone", "--model", "cc-max", "--save-scores", "--cache-dir", "none")[0] == 0
+    (alone,) = runs(tmp_path / "alone").values()
+    name, joint = next((name, record) for name, record in runs(tmp_path / "both").items() if record["method"] == "cc-max")
+    assert joint["cost"]["forward_passes_per_image"] == alone["cost"]["forward_passes_per_image"] == 5  # cc@2
+    with np.load(tmp_path / "both" / joint["scores_file"]) as a, np.load(tmp_path / "alone" / alone["scores_file"]) as b:
+        np.testing.assert_allclose(a["scores"], b["scores"], atol=2e-3, rtol=0)
+    (tmp_path / "both" / name).unlink()  # cc-max runs again, cc-fine-cal is skipped
+    assert bench(capsys, data, tmp_path / "both", "--model", "cc-max,cc-fine-cal", "--skip-existing", "--cache-dir", str(cache))[0] == 0
+    assert sorted(folder.name.split("-")[-2] for folder in cache.iterdir()) == ["cc", "cc_fine"]
+
+
 def test_detailclip_adopts_the_checkpoint_backbone(capsys, data, tmp_path):
     checkpoint = make_checkpoint(tmp_path / "fusion.pt", k=2)
     code = main(["bench", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "detailclip,cc-max",

@@ -64,16 +64,44 @@ def test_method_contract(setup, ctx, name):
     torch.testing.assert_close(again.score(text), scores, atol=2e-3, rtol=0)  # seeded and reproducible
 
 
-def test_cover_features_are_extracted_once_for_three_methods(setup, monkeypatch):
+def extraction_calls(monkeypatch) -> list[tuple]:
+    """(scheme, k) of every detailclip.features.extract_features call from here on."""
     import detailclip.features
 
     calls = []
     original = detailclip.features.extract_features
-    monkeypatch.setattr(detailclip.features, "extract_features", lambda *a, **kw: calls.append(kw["scheme"]) or original(*a, **kw))
-    fresh = context(setup)
+    monkeypatch.setattr(detailclip.features, "extract_features",
+                        lambda *a, **kw: calls.append((kw["scheme"], kw["k"])) or original(*a, **kw))  # fmt: skip
+    return calls
+
+
+def test_cover_features_are_extracted_once_for_three_methods(setup, monkeypatch):
+    calls, fresh = extraction_calls(monkeypatch), context(setup)
     for name in ("cc-mean", "cc-max", "detailclip"):
         create_method(name).encode(fresh)
-    assert calls == ["cc"]
+    assert calls == [("cc", COVER_K)]
+
+
+def test_a_planned_cover_comes_from_its_magnified_windows(setup, monkeypatch):
+    """With cc-fine-cal in the plan, the cc methods read the leading windows of the one cc-fine extraction."""
+    calls, fresh = extraction_calls(monkeypatch), context(setup)
+    methods = [create_method(name) for name in ("cc-mean", "cc-max", "cc-fine-cal")]
+    fresh.plan(method.features_read(fresh) for method in methods)
+    encoded = [method.encode(fresh) for method in methods]
+    assert calls == [("cc-fine", COVER_K)]
+    assert [e.forward_passes_per_image for e in encoded] == [14, 14, 14 + 25]
+    text = fresh.class_embeddings(["red cube", "gray cylinder"], "plain")
+    alone = create_method("cc-max").encode(context(setup, cache=False)).index.score(text)
+    torch.testing.assert_close(encoded[1].index.score(text), alone, atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_a_method_reads_the_features_it_declares(setup, monkeypatch, name):
+    """features_read names what encode reads, which the call's plan relies on (None: a method that does not say)."""
+    calls, fresh, method = extraction_calls(monkeypatch), context(setup), create_method(name)
+    read = method.features_read(fresh)
+    method.encode(fresh)
+    assert read is None or calls == [(read.scheme, read.k)]
 
 
 def test_cc_max_is_the_max_over_patches_and_clip_is_patch_zero(ctx):

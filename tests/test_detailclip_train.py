@@ -208,7 +208,7 @@ def test_leading_windows_are_the_student_scheme_s_features(tmp_path):
     from detailclip.backbones import load_backbone
     from detailclip.cover import auto_k
     from detailclip.features import extract_features
-    from detailclip.training.fusion_trainer import leading_windows
+    from detailclip.features import leading_windows
 
     rng, sizes = np.random.default_rng(2), [(40, 50), (96, 128), (70, 200)]
     images = [tmp_path / f"{i}.png" for i in range(len(sizes))]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from detailclip.ragged import owners
 
-from ..context import BenchContext
+from ..context import BenchContext, FeatureKey
 from ..index import ImageIndex
 
 
@@ -36,6 +36,11 @@ class Method(ABC):
     def settings(self, ctx: BenchContext) -> dict:
         """Everything besides backbone, data and protocol that determines the vectors (for the run id)."""
         return {}
+
+    def features_read(self, ctx: BenchContext) -> FeatureKey | None:
+        """The patch features `encode` reads through `ctx.features`, for the call's plan (`BenchContext.plan`);
+        None where it does not say."""
+        return None
 
     @abstractmethod
     def encode(self, ctx: BenchContext) -> Encoded:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..context import BenchContext
+from ..context import BenchContext, FeatureKey
 from ..index import ImageIndex
 from .base import Encoded, Method
 from .registry import register
@@ -50,6 +50,13 @@ class DetailClip(Method):
         return {"checkpoint": str(ctx.checkpoint), "checkpoint_sha256": file_sha256(Path(ctx.checkpoint).resolve()),
                 "scheme": config["scheme"], "k": self.k(ctx, config), "fusion": config["fusion"]}  # fmt: skip
 
+    def features_read(self, ctx: BenchContext) -> FeatureKey:
+        return self.read(ctx, self.config(ctx))
+
+    def read(self, ctx: BenchContext, config: dict) -> FeatureKey:
+        """The features the fusion of `config` reads: its scheme at the call's k, with its antialiasing."""
+        return FeatureKey(config["scheme"], self.k(ctx, config), antialias=config.get("antialias", True))
+
     def encode(self, ctx: BenchContext) -> Encoded:
         from detailclip.backbones import count_gflops
         from detailclip.checkpoint import encoding_config, load_checkpoint
@@ -58,8 +65,8 @@ class DetailClip(Method):
         device = ctx.backbone().device
         model, config = load_checkpoint(ctx.checkpoint, device)
         config = encoding_config(config, ctx.checkpoint)
-        k = self.k(ctx, config)
-        items = ctx.features(config["scheme"], k, antialias=config.get("antialias", True))
+        read = self.read(ctx, config)
+        items = ctx.features(*read)
         start = time.perf_counter()
         vectors = fuse(model, items, device=device, progress=ctx.progress)
         fuse_seconds = (time.perf_counter() - start) / max(len(items), 1)
@@ -67,4 +74,4 @@ class DetailClip(Method):
         sample = torch.from_numpy(items[0].data[None].astype("float32")).to(device), None, items[0].levels[None].to(device)
         gflops = passes * ctx.gflops_per_pass() + count_gflops(model, *sample)
         images_per_s = 1.0 / (passes / ctx.passes_per_second() + fuse_seconds)
-        return Encoded(ImageIndex.single(vectors), passes, gflops, images_per_s, cover_k=ctx.cover_record(k))
+        return Encoded(ImageIndex.single(vectors), passes, gflops, images_per_s, cover_k=ctx.cover_record(read.k))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from detailclip.cover import COVER_SCHEMES
 
-from ..context import BenchContext
+from ..context import BenchContext, FeatureKey
 from ..index import ImageIndex
 from .base import Encoded, Method, mean_vectors, stack_features
 from .registry import register
@@ -26,13 +26,16 @@ class PatchPooling(Method):
     def settings(self, ctx: BenchContext) -> dict:
         return {"scheme": self.scheme, "k": self.k(ctx), "pool": self.pool, "image_size": self.image_size(ctx)}
 
+    def features_read(self, ctx: BenchContext) -> FeatureKey:
+        return FeatureKey(self.scheme, self.k(ctx), self.image_size(ctx))
+
     def index(self, ctx: BenchContext, vectors, counts, levels) -> ImageIndex:
         """The index of a split's stacked patch vectors [M, D], counts [N] and levels [M] (`stack_features`)."""
         return ImageIndex(vectors.float(), counts) if self.pool == "max" else ImageIndex.single(mean_vectors(vectors, counts))
 
     def encode(self, ctx: BenchContext) -> Encoded:
         size = self.image_size(ctx)
-        vectors, counts, levels = stack_features(ctx.features(self.scheme, self.k(ctx), size))
+        vectors, counts, levels = stack_features(ctx.features(*self.features_read(ctx)))
         index = self.index(ctx, vectors, counts, levels)
         passes = counts.sum().item() / len(counts)
         return Encoded(index, passes, passes * ctx.gflops_per_pass(size), ctx.passes_per_second(size) / passes, size,

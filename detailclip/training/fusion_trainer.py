@@ -22,10 +22,10 @@ from infra.lock import output_lock
 
 from ..backbones import DEFAULT_BACKBONE, DEFAULT_PRETRAINED, autocast, average_prompts, load_backbone
 from ..checkpoint import save_checkpoint, tensor_shapes, wrong_fields
-from ..cover import AUTO_K, auto_k_record, image_k, window_count
+from ..cover import AUTO_K, auto_k_record
 from ..data import data_hash, load_training_data
 from ..encode import collate
-from ..features import PatchFeatures, extract_features
+from ..features import PatchFeatures, extract_features, leading_windows
 from ..images import declared_size
 from ..fusion import build_fusion, max_patch_similarity
 from ..recipe import FusionRecipe, LossConfig, TrainConfig
@@ -354,17 +354,6 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
     return train_fusion(model, train_items, val_items, text_queries, recipe.train, Path(out), run_config,
                         backbone.device, resume=resume, progress=progress, vocabulary=average_prompts(prompts),
                         teacher_items=teacher_items)
-
-
-def leading_windows(items: list[PatchFeatures], scheme: str, k: int | str, input_size: int) -> list[PatchFeatures]:
-    """The features of `scheme`'s windows, the first of each image's features of a scheme whose windows
-    begin with them (detailclip.cover.begins_with), at each image's k."""
-    leading = []
-    for item in items:
-        height, width = declared_size(item.path)
-        count = window_count(scheme, height, width, image_k(k, height, width, input_size))
-        leading.append(PatchFeatures(item.path, item.image_hash, item.data[:count], item.level_ids[:count]))
-    return leading
 
 
 def training_queries(prompts: torch.Tensor, queries: str) -> torch.Tensor:
