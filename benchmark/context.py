@@ -90,7 +90,8 @@ class BenchContext:
             wider = self._wider(key)
             if wider is not None:
                 items = self.features(*wider)
-                self._features[key] = leading_windows(items, scheme, k, self.backbone(image_size).image_size)
+                sizes = [(image.height, image.width) for image in self.source.images]
+                self._features[key] = leading_windows(items, sizes, scheme, k, self.backbone(image_size).image_size)
             else:
                 self._features[key] = extract_features(
                     self.backbone(image_size), self.source.image_paths, scheme=scheme, k=k, cache_dir=self.cache_dir,

@@ -131,12 +131,12 @@ def extract_features(
     return results
 
 
-def leading_windows(items: list[PatchFeatures], scheme: str, k: int | str, input_size: int) -> list[PatchFeatures]:
+def leading_windows(items: list[PatchFeatures], sizes: Iterable[tuple[int, int]], scheme: str, k: int | str,
+                    input_size: int) -> list[PatchFeatures]:
     """The features of `scheme`'s windows, the first of each image's features of a scheme whose windows
-    begin with them (detailclip.cover.begins_with), at each image's k."""
+    begin with them (detailclip.cover.begins_with), at each image's k; sizes: each image's (height, width)."""
     leading = []
-    for item in items:
-        height, width = declared_size(item.path)
+    for item, (height, width) in zip(items, sizes, strict=True):
         count = window_count(scheme, height, width, image_k(k, height, width, input_size))
         leading.append(PatchFeatures(item.path, item.image_hash, item.data[:count], item.level_ids[:count]))
     return leading

@@ -218,7 +218,7 @@ def test_leading_windows_are_the_student_scheme_s_features(tmp_path):
     backbone = load_backbone("tiny-clip-vit-p8-32", "none", device="cpu")
     fine = extract_features(backbone, images, scheme="cc-fine", k="auto", progress=False)
     cover = extract_features(backbone, images, scheme="cc", k="auto", progress=False)
-    leading = leading_windows(fine, "cc", "auto", backbone.image_size)
+    leading = leading_windows(fine, sizes, "cc", "auto", backbone.image_size)
     assert all(f.num_patches > c.num_patches for f, c in zip(fine, cover))
     for lead, item in zip(leading, cover):
         assert (lead.path, lead.image_hash) == (item.path, item.image_hash)

@@ -330,8 +330,9 @@ def train_from_data(recipe: FusionRecipe, data: str | Path, out: str | Path, spl
     teacher_items = None
     if teacher_scheme != recipe.scheme:  # the teacher scores every window, the student reads its own, the first
         teacher_items = (train_items, val_items)
-        train_items = leading_windows(train_items, recipe.scheme, recipe.k, backbone.image_size)
-        val_items = leading_windows(val_items, recipe.scheme, recipe.k, backbone.image_size) if val_items else None
+        student = dict(scheme=recipe.scheme, k=recipe.k, input_size=backbone.image_size)
+        train_items = leading_windows(train_items, map(declared_size, train_set.paths), **student)
+        val_items = leading_windows(val_items, map(declared_size, val_set.paths), **student) if val_items else None
     run_config = {
         "method": "DetailCLIP (arXiv 2208.14649)",
         "backbone": backbone.name, "pretrained": backbone.pretrained, "untrained": backbone.untrained,
