@@ -86,17 +86,17 @@ def resolve_backbone(checkpoint: Path | None = None, backbone: str | None = None
     return {**adopted, "image_size": config.get("image_size"), "cover_k": cover_k or default_k, "fusion_k": cover_k}
 
 
-def default_weights(checkpoint: Path | None, detailclip: bool, backbone: str | None, pretrained: str | None,
+def default_weights(checkpoint: Path | None, backbone: str | None, pretrained: str | None,
                     family: str | None = None) -> tuple[Path | None, str | None]:
     """(checkpoint, pretrained) as given; when none of the three is named, the data's scene family's shipped
-    tag and, if detailclip runs, its fusion checkpoint (`detailclip.registry.FAMILY_WEIGHTS`; clevr's for
-    data of no family)."""
+    fusion checkpoint and tag (`detailclip.registry.FAMILY_WEIGHTS`; clevr's for data of no family), so
+    every method cuts the shipped fusion's cover whether or not detailclip runs (`resolve_backbone`)."""
     if checkpoint is not None or backbone is not None or pretrained is not None:
         return checkpoint, pretrained
     from detailclip.registry import FAMILY_WEIGHTS
 
     tag, fusion = FAMILY_WEIGHTS.get(family or "clevr", FAMILY_WEIGHTS["clevr"])
-    return (fusion if detailclip else None), tag
+    return fusion, tag
 
 
 def query_latency_ms(index, query: torch.Tensor, k: int) -> float:

@@ -59,7 +59,7 @@ def bench(models, checkpoint, backbone, pretrained, seed, source, k, buckets,
     if unknown:
         raise click.ClickException(f"unknown model {unknown[0]!r} (known: {', '.join(method_names())}, baselines, all)")
     try:
-        checkpoint, pretrained = default_weights(checkpoint, "detailclip" in names, backbone, pretrained, source.family())
+        checkpoint, pretrained = default_weights(checkpoint, backbone, pretrained, source.family())
         if checkpoint is not None and not checkpoint.is_file():
             raise click.ClickException(f"no checkpoint file {checkpoint}")
         cfg = BenchConfig(

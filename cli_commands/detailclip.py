@@ -309,7 +309,7 @@ def zero_shot(**opts):
         opts["templates"] = templates_for(opts["templates"], vocabulary.prompts)
         data = SplitImages.load(opts["data_dir"], opts["split"], not opts["quiet"], opts["allow_incomplete"])
         family = SourceSpec(data=opts["data_dir"], split=opts["split"]).family()
-        _, pretrained = default_weights(None, False, opts["backbone"], opts["pretrained"], family)
+        _, pretrained = default_weights(None, opts["backbone"], opts["pretrained"], family)
         name = opts["backbone"] or DEFAULT_BACKBONE
         backbone = load_backbone(name, pretrained or default_pretrained(name), device=opts["device"])
         _warn_if_untrained(backbone)

@@ -117,7 +117,8 @@ class CoverK(click.ParamType):
 COVER_K_HELP = ("k of Complete Cover and of the grid, or auto: per image, k = ceil(longest side / backbone input size), "
                 "so the finest windows stay at the backbone's input size")
 cover_k_option = option("--cover-k", type=CoverK(), metavar="K|auto",
-                        help=f"{COVER_K_HELP} (default: the checkpoint's, else 10).")
+                        help=f"{COVER_K_HELP} (default: the checkpoint's, the data's shipped fusion when no "
+                             "weights are named; else 10).")
 baseline_option = option("--baseline", "baselines", multiple=True, metavar="NAME",
                          help="Also compare every run with this method or run label (repeatable).")
 templates_option = option("--templates", help="Prompt template set around class names: openai80, short, plain, photo, aerial "

@@ -32,7 +32,7 @@ def index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k, 
     from benchmark.runner import BenchError, default_weights
     from benchmark.search import build_index
 
-    checkpoint, pretrained = default_weights(checkpoint, method == "detailclip", backbone, pretrained)
+    checkpoint, pretrained = default_weights(checkpoint, backbone, pretrained)
     try:
         built = build_index(images, out, method, checkpoint, backbone, pretrained, seed, cover_k,
                             cache_dir_option(cache_dir, out.parent / "feature_cache"), extract_batch, device, not quiet,

@@ -41,7 +41,7 @@ def floats(text: str) -> list[float]:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path("output/feature-cache"), show_default=True)
 def main(data, split, covers, temperatures, penalties, scheme, cache_dir):
     spec = SourceSpec(data=data, split=split)
-    _, pretrained = default_weights(None, False, None, None, spec.family())
+    _, pretrained = default_weights(None, None, None, spec.family())
     for cover in covers:
         config = BenchConfig(source=spec, models=["cc-max"], pretrained=pretrained, cache_dir=cache_dir, progress=False,
                              cover_k=parse_cover_k(cover, MAX_K))  # fmt: skip

@@ -113,6 +113,18 @@ def test_a_cover_read_with_its_magnified_windows_is_extracted_once(capsys, data,
     assert sorted(folder.name.split("-")[-2] for folder in cache.iterdir()) == ["cc", "cc_fine"]
 
 
+def test_with_the_shipped_weights_every_method_cuts_the_shipped_fusion_s_cover(capsys, tmp_path):
+    """No weights named: cc-max alone is the run it is beside detailclip, on the shipped fusion's (auto) cover."""
+    data = make_dataset(tmp_path / "data", random_scenes(4, seed=3), side=256)
+    for out, models in (("alone", "cc-max"), ("beside", "cc-max,detailclip")):
+        code = main(["bench", "--data", str(data), "--out", str(tmp_path / out), "--model", models, "--templates", "short",
+                     "--cache-dir", "none", "--quiet"])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+    alone, beside = ({r["method"]: r for r in runs(tmp_path / out).values()}["cc-max"] for out in ("alone", "beside"))
+    assert alone["method_settings"]["k"] == "auto" and alone["cover_k"]["per_image"] == [3] * 4  # 256 px, 112 px input
+    assert alone["run_id"] == beside["run_id"] and alone["metrics"] == beside["metrics"]
+
+
 def test_detailclip_adopts_the_checkpoint_backbone(capsys, data, tmp_path):
     checkpoint = make_checkpoint(tmp_path / "fusion.pt", k=2)
     code = main(["bench", "--data", str(data), "--out", str(tmp_path / "out"), "--model", "detailclip,cc-max",

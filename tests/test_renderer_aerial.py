@@ -118,10 +118,10 @@ def test_aerial_data_gets_the_aerial_weights_unless_weights_are_named(aerial_spl
     assert SourceSpec(data=tiny_dataset, split="val").family() == "clevr"
     assert SourceSpec(data=tmp_path, split="val").family() is None
     tag, fusion = FAMILY_WEIGHTS["aerial"]
-    assert fusion.is_file() and default_weights(None, True, None, None, "aerial") == (fusion, tag)
-    assert default_weights(None, False, None, None, None) == (None, "clevr-ds-v3")
-    assert default_weights(None, True, "ViT-B-32", None, "aerial") == (None, None)
-    assert default_weights(tmp_path / "x.pt", True, None, None, "aerial") == (tmp_path / "x.pt", None)
+    assert fusion.is_file() and default_weights(None, None, None, "aerial") == (fusion, tag)
+    assert default_weights(None, None, None, None) == (FAMILY_WEIGHTS["clevr"][1], "clevr-ds-v3")
+    assert default_weights(None, "ViT-B-32", None, "aerial") == (None, None)
+    assert default_weights(tmp_path / "x.pt", None, None, "aerial") == (tmp_path / "x.pt", None)
     run_cli("bench", "--data", str(aerial_split), "--split", "val", "--model", "clip,detailclip", "--out",
             str(tmp_path / "runs"), "--buckets", "0.05,0.1,0.3", "--quiet")
     records = [load_run(p) for p in sorted((tmp_path / "runs").glob("*.json"))]
