@@ -93,7 +93,7 @@ def reference(tmp_path_factory) -> tuple[list[str], Path, str]:
     reference backbone: about a second per image here, which leaves time to kill an actor or the driver."""
     folder = tmp_path_factory.mktemp("index")
     images = make_dataset(folder / "data", random_scenes(8, seed=3, side=128), side=128) / "images"
-    index = ["index", str(images), "--method", "cc-max", "--extract-batch", "1", "--quiet"]
+    index = ["index", str(images), "--method", "cc-max", "--cover-k", "10", "--extract-batch", "1", "--quiet"]  # 166 windows
     stderr = cli(*index, "--out", str(folder / "index.npz"), "--cache-dir", str(folder / "cache")).stderr
     return index, folder, stderr
 
