@@ -61,6 +61,11 @@ class BenchContext:
                    **options)  # fmt: skip
 
     @property
+    def image_sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of each image, in order, from the source's records."""
+        return [(image.height, image.width) for image in self.source.images]
+
+    @property
     def object_bboxes(self) -> list[list[list[float]]]:
         """Ground-truth [x, y, w, h] boxes of each image's objects that are not ignored (the oracle's crops)."""
         return [[list(o.box) for o in image.objects if not o.ignore] for image in self.source.images]
@@ -90,8 +95,8 @@ class BenchContext:
             wider = self._wider(key)
             if wider is not None:
                 items = self.features(*wider)
-                sizes = [(image.height, image.width) for image in self.source.images]
-                self._features[key] = leading_windows(items, sizes, scheme, k, self.backbone(image_size).image_size)
+                self._features[key] = leading_windows(items, self.image_sizes, scheme, k,
+                                                      self.backbone(image_size).image_size)
             else:
                 self._features[key] = extract_features(
                     self.backbone(image_size), self.source.image_paths, scheme=scheme, k=k, cache_dir=self.cache_dir,
@@ -116,8 +121,7 @@ class BenchContext:
         """The rule and each image's k of an auto cover on the backbone at `image_size`; None for a fixed k."""
         from detailclip.cover import auto_k_record
 
-        sizes = [(image.height, image.width) for image in self.source.images]
-        return auto_k_record(k, sizes, self.backbone(image_size).image_size)
+        return auto_k_record(k, self.image_sizes, self.backbone(image_size).image_size)
 
     def class_embeddings(self, classes: list[str], templates: str, image_size: int | None = None) -> torch.Tensor:
         """Template-averaged class queries [Q, D] from the text tower of the backbone at `image_size`."""
