@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from clevr_ds import GENERATOR_NAME, GENERATOR_VERSION
 from clevr_ds.dataset import (DATASET_NAME, MAX_IMAGES, defining, image_file, load_meta, load_scenes, meta_path,
-                              scene_path, written_folders)  # fmt: skip
+                              missing_files, scene_path, written_folders)  # fmt: skip
 from clevr_ds.export import rewrite_exports
 from clevr_ds.families import sample_scene
 from clevr_ds.ground_image import check_stored, store_ground
@@ -57,19 +57,26 @@ def split_meta(config: SceneConfig, settings: RenderSettings, num_images: int, m
 
 
 def _check_meta(out: Path, meta: dict) -> dict:
-    """Merge with an existing split's meta; refuse to mix scenes rendered with other settings."""
-    path = meta_path(out, meta["split"])
-    if not path.exists():
+    """Merge with an existing split's meta; refuse to mix scenes rendered with other settings. A smaller
+    -n than the split's keeps the split's count where it holds scenes beyond -n (refused where it would
+    stay incomplete) and becomes the count where it holds none (the unrendered tail of a killed run)."""
+    split, wanted = meta["split"], meta["num_images"]
+    if not meta_path(out, split).exists():
         return meta
-    old = load_meta(out, meta["split"], META_COUNT)
+    old = load_meta(out, split, META_COUNT)
     a, b = defining(old), defining(meta)
     differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if differing:
         raise RenderError(
-            f"{out} already holds split {meta['split']!r} rendered with other settings ({', '.join(differing)}); "
+            f"{out} already holds split {split!r} rendered with other settings ({', '.join(differing)}); "
             "continue it with --resume, or choose another --out or --split"
         )
-    return dict(meta, num_images=max(meta["num_images"], old["num_images"]))
+    held = old["num_images"]
+    beyond = any(_on_disk(out, split, i) for i in range(wanted, held))
+    if beyond and missing_files(out, split, held):
+        raise RenderError(f"split {split!r} of {out} is an unfinished split of {held} images with scenes beyond "
+                          f"-n {wanted}; finish it with -n {held} (or --resume), or choose another --out or --split")
+    return dict(meta, num_images=max(wanted, held) if beyond else wanted)
 
 
 def check_request(config: SceneConfig, settings: RenderSettings, num_images: int, workers: int) -> None:
@@ -104,6 +111,10 @@ def probe_gpu() -> None:
 
 def _finished(out: Path, split: str, index: int) -> bool:
     return scene_path(out, split, index).exists() and image_file(out, split, index).exists()
+
+
+def _on_disk(out: Path, split: str, index: int) -> bool:
+    return scene_path(out, split, index).exists() or image_file(out, split, index).exists()
 
 
 def render_split(

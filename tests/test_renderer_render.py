@@ -17,7 +17,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from clevr_ds.annotate import decode_mask
-from clevr_ds.dataset import coco_path, image_file, load_scenes, manifest_path, scene_path
+from clevr_ds.dataset import coco_path, image_file, load_meta, load_scenes, manifest_path, scene_path
 from clevr_ds.validate import validate
 from conftest import ROOT, TINY_RENDER_ARGS, run_cli
 
@@ -118,6 +118,43 @@ def test_killed_render_resumes_to_a_complete_valid_dataset(tmp_path):
     assert [s["image_index"] for s in load_scenes(out, "train")] == list(range(6))
     assert validate(out) == []
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+
+
+def drop_scenes(root, indices) -> None:
+    """Delete the scenes of `indices` of split 'val', as a run killed before them leaves the split."""
+    for i in indices:
+        scene_path(root, "val", i).unlink()
+        image_file(root, "val", i).unlink()
+
+
+def dataset_files(root) -> dict:
+    """Every file of the dataset but the writers' lock, with its bytes and modification time."""
+    return {p.relative_to(root): (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p.is_file() and p.name != ".lock"}
+
+
+def test_a_smaller_n_ends_a_killed_split_where_nothing_lies_beyond_it(tiny_copy):
+    """A run killed before its last scenes, followed by a smaller -n: the split becomes that many images,
+    complete and valid, with its exports rewritten (a larger -n kept the killed run's count before)."""
+    drop_scenes(tiny_copy, [2, 3])
+    run_cli("render", "--out", str(tiny_copy), "--split", "val", "-n", "2", *TINY_RENDER_ARGS)
+    assert load_meta(tiny_copy, "val")["num_images"] == 2
+    assert [s["image_index"] for s in load_scenes(tiny_copy, "val")] == [0, 1]
+    assert validate(tiny_copy) == []
+    assert len(json.loads(coco_path(tiny_copy, "val").read_text())["images"]) == 2
+
+
+def test_a_smaller_n_keeps_a_complete_split_and_refuses_to_leave_one_unfinished(tiny_copy):
+    """A complete split stays whole under a smaller -n; an unfinished one with scenes beyond -n is refused
+    in one line, nothing written, rather than left incomplete after an exit 0."""
+    run_cli("render", "--out", str(tiny_copy), "--split", "val", "-n", "1", *TINY_RENDER_ARGS)
+    assert load_meta(tiny_copy, "val")["num_images"] == 4 and validate(tiny_copy) == []
+    drop_scenes(tiny_copy, [1])
+    before = dataset_files(tiny_copy)
+    proc = run_cli("render", "--out", str(tiny_copy), "--split", "val", "-n", "1", *TINY_RENDER_ARGS, check=False)
+    assert proc.returncode != 0
+    assert len(proc.stderr.strip().splitlines()) == 1 and "finish it with -n 4" in proc.stderr
+    assert dataset_files(tiny_copy) == before
 
 
 @pytest.mark.parametrize(
