@@ -21,7 +21,7 @@ BUILTIN_WEIGHTS = {"clevr-ds-v3": ("CLEVR-DS-ViT-T-16", "clevr-ds-vit-t-16-v3.sa
 # scene family -> (built-in tag, DetailCLIP fusion checkpoint trained on it): what `bench` and `zero-shot` use on
 # a family's data when no backbone, weights or checkpoint are named; clevr's for any other data
 FAMILY_WEIGHTS = {"clevr": ("clevr-ds-v3", WEIGHTS_DIR / "detailclip-tiny-ccfine-clevr-ds-v3.pt"),
-                  "aerial": ("clevr-ds-aerial-v1", WEIGHTS_DIR / "detailclip-tiny-cc10-clevr-ds-aerial-v1.pt")}
+                  "aerial": ("clevr-ds-aerial-v1", WEIGHTS_DIR / "detailclip-tiny-ccfine-clevr-ds-aerial-v1.pt")}
 # the default of `encode`, `index` and `bench --model detailclip` on data of no family
 DEFAULT_FUSION_CHECKPOINT = FAMILY_WEIGHTS["clevr"][1]
 

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate a scene family's shipped DetailCLIP fusion checkpoint (detailclip/weights/) on its installed
 # reference backbone: render its matched training data, train with `train`'s defaults (the shipped recipe,
-# detailclip/recipe.py: the auto cover with magnified windows, the calibrated teacher; aerial: on the aerial
-# backbone with the aerial prompts, the plain cover at k 10 and the plain max, the recipe of its day) and
-# install the checkpoint.
+# detailclip/recipe.py: the auto cover with magnified windows, the calibrated teacher; aerial: the same on the
+# aerial backbone with the aerial prompts) and install the checkpoint.
 # At 1120 px, scales 0.01-0.1 give objects the size of the 2240 px test splits' both relative to the
 # Complete Cover windows and in backbone pixels. Seed 14 for the data, 0 for training. Every step resumes
 # after a kill: run the script again.
@@ -15,8 +14,8 @@ cd "$(dirname "$0")/.."
 FAMILY=${FAMILY:-clevr}
 case $FAMILY in
     clevr) FUSION=detailclip-tiny-ccfine-clevr-ds-v3.pt TRAIN=1200 VAL=200 DEFAULT_DATA=output/clevr-ds-fusion FLAGS=() ;;
-    aerial) FUSION=detailclip-tiny-cc10-clevr-ds-aerial-v1.pt TRAIN=160 VAL=80 DEFAULT_DATA=output/aerial-fusion
-            FLAGS=(--pretrained clevr-ds-aerial-v1 --templates aerial --scheme cc --cover-k 10 --teacher-temperature 0) ;;
+    aerial) FUSION=detailclip-tiny-ccfine-clevr-ds-aerial-v1.pt TRAIN=480 VAL=80 DEFAULT_DATA=output/aerial-fusion
+            FLAGS=(--pretrained clevr-ds-aerial-v1 --templates aerial) ;;
     *) echo "error: FAMILY must be clevr or aerial, not $FAMILY" >&2; exit 2 ;;
 esac
 PY=${PYTHON:-.venv/bin/python}
