@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_RENDER_ARGS = ["--resolution", "128", "--scales", "0.1-0.2,0.2-0.3", "--objects", "2-4", "--preset", "fast", "--quiet"]
+AERIAL_ARGS = ["--family", "aerial", "--resolution", "160x120", "--scales", "0.06-0.2", "--objects", "3-5", "--preset", "fast", "-q"]
 
 
 def resume_without(path: Path, out: Path, split: str = "val") -> None:
@@ -44,6 +45,14 @@ def tiny_dataset(tmp_path_factory) -> Path:
     """Four 128 px scenes of split 'val', rendered for real; treat as read-only."""
     out = tmp_path_factory.mktemp("clevr-ds") / "ds"
     run_cli("render", "--out", str(out), "--split", "val", "-n", "4", *TINY_RENDER_ARGS)
+    return out
+
+
+@pytest.fixture(scope="session")
+def aerial_split(tmp_path_factory) -> Path:
+    """Three 160x120 scenes of the aerial family, split 'val', rendered for real; treat as read-only."""
+    out = tmp_path_factory.mktemp("aerial") / "ds"
+    run_cli("render", "--out", str(out), "--split", "val", "-n", "3", *AERIAL_ARGS)
     return out
 
 

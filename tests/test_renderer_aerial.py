@@ -11,17 +11,9 @@ from clevr_ds.annotate import decode_mask
 from clevr_ds.camera import Camera
 from clevr_ds.dataset import image_file, load_meta, load_scenes
 from clevr_ds.validate import validate
-from conftest import run_cli
+from conftest import AERIAL_ARGS, run_cli
 
 pytestmark = pytest.mark.slow
-AERIAL_ARGS = ["--family", "aerial", "--resolution", "160x120", "--scales", "0.06-0.2", "--objects", "3-5", "--preset", "fast", "-q"]
-
-
-@pytest.fixture(scope="module")
-def aerial_split(tmp_path_factory):
-    out = tmp_path_factory.mktemp("aerial") / "ds"
-    run_cli("render", "--out", str(out), "--split", "val", "-n", "3", *AERIAL_ARGS)
-    return out
 
 
 def test_meta_records_the_family_and_its_vocabulary(aerial_split):
