@@ -76,7 +76,7 @@ def _check_meta(out: Path, meta: dict) -> dict:
     if beyond and missing_files(out, split, held):
         raise RenderError(f"split {split!r} of {out} is an unfinished split of {held} images with scenes beyond "
                           f"-n {wanted}; finish it with -n {held} (or --resume), or choose another --out or --split")
-    return dict(meta, num_images=max(wanted, held) if beyond else wanted)
+    return dict(meta, num_images=held if beyond else wanted)
 
 
 def check_request(config: SceneConfig, settings: RenderSettings, num_images: int, workers: int) -> None:

@@ -135,7 +135,8 @@ def dataset_files(root) -> dict:
 
 def test_a_smaller_n_ends_a_killed_split_where_nothing_lies_beyond_it(tiny_copy):
     """A run killed before its last scenes, followed by a smaller -n: the split becomes that many images,
-    complete and valid, with its exports rewritten (a larger -n kept the killed run's count before)."""
+    complete and valid, with its exports rewritten (it used to keep the killed run's larger count and stay
+    incomplete)."""
     drop_scenes(tiny_copy, [2, 3])
     run_cli("render", "--out", str(tiny_copy), "--split", "val", "-n", "2", *TINY_RENDER_ARGS)
     assert load_meta(tiny_copy, "val")["num_images"] == 2
