@@ -24,7 +24,7 @@ from clevr_ds.dataset import (DATASET_NAME, DatasetError, finished_scenes, image
 from clevr_ds.dota import HBB_LABELS, IMAGES, LABELS, category_key
 from clevr_ds.schema import BOX, META_BENCH, NUMBER, SCENE_BENCH, ListOf, problem
 from clevr_ds.vocab import Vocabulary
-from clevr_ds.wds import read_shards
+from clevr_ds.wds import read_shard_meta, read_shards
 from detailclip.images import IMAGE_SUFFIXES
 from infra.jsonio import MiB, read_bounded
 from infra.jsonio import read_json as bounded_json
@@ -112,14 +112,15 @@ class SourceSpec:
         return any(v is not None for v in (self.data, self.coco, self.dota, self.wds))
 
     def family(self) -> str | None:
-        """The scene family of a CLEVR-DS split ("clevr" when its meta names none); None for other data or
-        a split without a readable meta (open() says why)."""
-        if self.data is None or self.coco is not None or self.dota is not None:
+        """The scene family of a CLEVR-DS split, from its folder or its shards ("clevr" when its meta names
+        none); None for other data or a split without a readable meta (open() says why)."""
+        if self.coco is not None or self.dota is not None or (self.data is None and self.wds is None):
             return None
         try:
-            return load_meta(self.data, self.split).get("family", "clevr")
+            meta = read_shard_meta(self.wds) if self.wds is not None else load_meta(self.data, self.split)
         except DatasetError:
             return None
+        return meta.get("family", "clevr")
 
     def open(self, allow_incomplete: bool = False) -> Source:
         """The Source: --coco, --dota, --wds or the CLEVR-DS split (incomplete only with `allow_incomplete`)."""

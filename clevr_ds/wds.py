@@ -105,10 +105,15 @@ class ShardSet:
         return content_hash(self.meta, ((s, (m.read_bytes(), m)) for s, m in zip(self.scenes, self.images)))
 
 
-def read_shards(spec: str, allow_incomplete: bool = False) -> ShardSet:
-    """The samples of the shards `spec` names (see shard_paths): one split, in one folder beside its meta; DatasetError
-    (one line) for anything else, a sample twice, a malformed member or scene, or (unless `allow_incomplete`) a
-    sample the meta promises that no shard holds."""
+def read_shard_meta(spec: str) -> dict:
+    """The meta of the split whose shards `spec` names (see shard_paths), without reading a shard; DatasetError
+    (one line) as read_shards gives it."""
+    return _shards_and_meta(spec)[2]
+
+
+def _shards_and_meta(spec: str) -> tuple[list[Path], str, dict]:
+    """The shards `spec` names, their split and its checked meta; DatasetError unless they are one split's,
+    in one folder beside its meta."""
     shards = shard_paths(spec)
     names = [SHARD.fullmatch(p.name) for p in shards]
     if not all(names) or len({m["split"] for m in names}) != 1 or len({p.parent for p in shards}) != 1:
@@ -118,7 +123,14 @@ def read_shards(spec: str, allow_incomplete: bool = False) -> ShardSet:
     if absent:
         raise DatasetError(f"no shard {absent[0]}" + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""))
     meta_file = folder / meta_name(split)
-    meta = checked_meta(read_json(meta_file, folder), split, meta_file, META_BENCH)
+    return shards, split, checked_meta(read_json(meta_file, folder), split, meta_file, META_BENCH)
+
+
+def read_shards(spec: str, allow_incomplete: bool = False) -> ShardSet:
+    """The samples of the shards `spec` names (see shard_paths): one split, in one folder beside its meta; DatasetError
+    (one line) for anything else, a sample twice, a malformed member or scene, or (unless `allow_incomplete`) a
+    sample the meta promises that no shard holds."""
+    shards, split, meta = _shards_and_meta(spec)
     samples: dict[int, tuple[dict, TarMember]] = {}
     for shard in shards:
         for scene, png in _samples(shard, split, meta["num_images"]):

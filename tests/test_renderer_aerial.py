@@ -101,6 +101,7 @@ def test_backbone_training_speaks_the_aerial_vocabulary(aerial_split):
 
 
 def test_aerial_data_gets_the_aerial_weights_unless_weights_are_named(aerial_split, tiny_dataset, tmp_path):
+    """A split's family (from its folder or its WebDataset shards) chooses `bench`'s default weights."""
     from benchmark.results import load_run
     from benchmark.runner import default_weights
     from benchmark.sources import SourceSpec
@@ -109,6 +110,11 @@ def test_aerial_data_gets_the_aerial_weights_unless_weights_are_named(aerial_spl
     assert SourceSpec(data=aerial_split, split="val").family() == "aerial"
     assert SourceSpec(data=tiny_dataset, split="val").family() == "clevr"
     assert SourceSpec(data=tmp_path, split="val").family() is None
+    for root, family in ((aerial_split, "aerial"), (tiny_dataset, "clevr")):  # and from the split's shards
+        shards = tmp_path / f"{family}-wds"
+        run_cli("export", str(root), "--format", "wds", "--split", "val", "--out", str(shards))
+        assert SourceSpec(wds=str(shards)).family() == family
+    assert SourceSpec(wds=str(tmp_path / "none")).family() is None
     tag, fusion = FAMILY_WEIGHTS["aerial"]
     assert fusion.is_file() and default_weights(None, None, None, "aerial") == (fusion, tag)
     assert default_weights(None, None, None, None) == (FAMILY_WEIGHTS["clevr"][1], "clevr-ds-v3")
